@@ -1,0 +1,71 @@
+"""AdamW over an ensemble, with a learning rate and a weight decay per member.
+
+torch's AdamW takes one lr and one weight decay per parameter group, but an ensemble packs all
+members into one tensor per parameter; splitting them into groups would cost a kernel launch per
+member per parameter per step. So this is torch's AdamW update (the ``_single_tensor_adamw``
+order of operations: decoupled decay, moment updates, bias-corrected step) with lr and weight
+decay as tensors broadcast over the ensemble axis. ``tests/test_optim.py`` checks each member's
+trajectory against ``torch.optim.AdamW`` run on that member alone.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+
+class EnsembleAdamW:
+    def __init__(
+        self,
+        params: dict[str, torch.Tensor],
+        lr: torch.Tensor | list[float],
+        weight_decay: torch.Tensor | list[float],
+        betas: tuple[float, float] = (0.9, 0.98),
+        eps: float = 1e-8,
+    ):
+        self.params = params
+        first = next(iter(params.values()))
+        self.lr = torch.as_tensor(lr, dtype=torch.float64).to(first.device)
+        self.weight_decay = torch.as_tensor(weight_decay, dtype=torch.float64).to(first.device)
+        self.betas = betas
+        self.eps = eps
+        self.step_count = 0
+        self.exp_avg = {k: torch.zeros_like(p) for k, p in params.items()}
+        self.exp_avg_sq = {k: torch.zeros_like(p) for k, p in params.items()}
+
+    def _per_member(self, values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+        return values.to(like.dtype).view(-1, *([1] * (like.dim() - 1)))
+
+    @torch.no_grad()
+    def step(self) -> None:
+        self.step_count += 1
+        beta1, beta2 = self.betas
+        bias_correction1 = 1 - beta1**self.step_count
+        bias_correction2_sqrt = math.sqrt(1 - beta2**self.step_count)
+        for name, p in self.params.items():
+            grad = p.grad
+            lr = self._per_member(self.lr, p)
+            p.mul_(1 - lr * self._per_member(self.weight_decay, p))
+            m, v = self.exp_avg[name], self.exp_avg_sq[name]
+            m.lerp_(grad, 1 - beta1)
+            v.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+            denom = (v.sqrt() / bias_correction2_sqrt).add_(self.eps)
+            p.sub_((lr / bias_correction1) * m / denom)
+
+    def zero_grad(self) -> None:
+        for p in self.params.values():
+            p.grad = None
+
+    def state_dict(self) -> dict:
+        return {
+            "step_count": self.step_count,
+            "exp_avg": {k: v.cpu() for k, v in self.exp_avg.items()},
+            "exp_avg_sq": {k: v.cpu() for k, v in self.exp_avg_sq.items()},
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.step_count = int(state["step_count"])
+        for k, p in self.params.items():
+            self.exp_avg[k] = state["exp_avg"][k].to(p.device, p.dtype).clone()
+            self.exp_avg_sq[k] = state["exp_avg_sq"][k].to(p.device, p.dtype).clone()

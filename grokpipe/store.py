@@ -1,0 +1,268 @@
+"""HDF5 files of runs: the live per-shard files, the aggregated metrics file, and one reading API.
+
+Layout (plain h5py can read it; see docs/hdf5-layout.md):
+
+shard file ``results/runs/<experiment>/<shard>.h5``, written live in SWMR mode::
+
+    /                 attrs: format="grokpipe-shard-1", identity, spec (JSON), task, p, experiment
+    /progress         float64 (4,): step, steps_total, wall_seconds, done (0/1)
+    /eval_step        int64 (E,): the steps at which the curves were evaluated
+    /runs/<run_id>/   attrs: the run's hyperparameters; datasets (E,) float64, one per metric
+
+aggregated file ``results/metrics.h5``::
+
+    /                 attrs: format="grokpipe-metrics-1"
+    /summary          compound table, one row per run (hyperparameters and final metrics)
+    /runs/<run_id>/   attrs: hyperparameters + experiment + shard; datasets: eval_step and curves
+
+Readers open with ``swmr=True`` and retry while a writer is still setting a file up. A file that
+is corrupt, truncated or not ours raises :class:`StoreError` (a one-line message), never h5py's
+own traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from .errors import GrokpipeError
+
+SHARD_FORMAT = "grokpipe-shard-1"
+METRICS_FORMAT = "grokpipe-metrics-1"
+BASE_METRICS = ("train_loss", "test_loss", "train_acc", "test_acc", "param_norm")
+
+
+class StoreError(GrokpipeError):
+    """A results file that cannot be read as what it should be."""
+
+
+@dataclass
+class Run:
+    """One run: its hyperparameters and its curves (each an array over ``eval_step``)."""
+
+    run_id: str
+    params: dict
+    eval_step: np.ndarray
+    curves: dict[str, np.ndarray]
+    progress: dict = field(default_factory=dict)
+
+    def final(self, metric: str, last: int = 1) -> float:
+        """Mean of the last ``last`` evaluations of ``metric`` (NaN if absent or empty)."""
+        values = self.curves.get(metric)
+        if values is None or len(values) == 0:
+            return float("nan")
+        return float(np.mean(values[-last:]))
+
+
+# ---------------------------------------------------------------- writing a shard file
+
+
+class ShardWriter:
+    """Writes one shard file: created complete under a temporary name, renamed, then appended in SWMR mode."""
+
+    def __init__(self, path: Path, attrs: dict, runs: list[tuple[str, dict]], metrics: list[str],
+                 history: dict | None = None, steps_total: int = 0):
+        self.path = Path(path)
+        self.metrics = list(metrics)
+        self.run_ids = [rid for rid, _ in runs]
+        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        f = h5py.File(tmp, "w", libver="latest")
+        try:
+            f.attrs["format"] = SHARD_FORMAT
+            for k, v in attrs.items():
+                f.attrs[k] = v
+            steps = np.asarray((history or {}).get("eval_step", []), dtype=np.int64)
+            f.create_dataset("eval_step", data=steps, maxshape=(None,), chunks=(256,))
+            f.create_dataset("progress", data=np.array([steps[-1] if len(steps) else 0, steps_total, 0.0, 0.0]))
+            group = f.create_group("runs")
+            for i, (rid, params) in enumerate(runs):
+                g = group.create_group(rid)
+                for k, v in params.items():
+                    g.attrs[k] = v
+                for m in self.metrics:
+                    data = np.asarray(history[m][:, i] if history and m in history else [], dtype=np.float64)
+                    g.create_dataset(m, data=data, maxshape=(None,), chunks=(256,))
+            f.flush()
+            f.close()
+            os.replace(tmp, self.path)
+        except BaseException:
+            f.close()
+            tmp.unlink(missing_ok=True)
+            raise
+        self.file = h5py.File(self.path, "r+", libver="latest")
+        self.file.swmr_mode = True
+        self._datasets = [[self.file[f"runs/{rid}/{m}"] for m in self.metrics] for rid in self.run_ids]
+
+    def append(self, step: int, values: dict[str, np.ndarray], steps_total: int, wall_seconds: float) -> None:
+        """Add one evaluation: ``values[metric]`` has one entry per run."""
+        es = self.file["eval_step"]
+        n = es.shape[0] + 1
+        es.resize((n,))
+        es[n - 1] = step
+        for i, row in enumerate(self._datasets):
+            for m, ds in zip(self.metrics, row):
+                ds.resize((n,))
+                ds[n - 1] = values[m][i]
+        self.set_progress(step, steps_total, wall_seconds, done=False)
+
+    def set_progress(self, step: int, steps_total: int, wall_seconds: float, done: bool) -> None:
+        self.file["progress"][...] = [step, steps_total, wall_seconds, float(done)]
+        self.file.flush()
+
+    def close(self) -> None:
+        self.file.close()
+
+
+# ---------------------------------------------------------------- reading
+
+
+def _open(path: Path, retries: int = 5, delay: float = 0.2) -> h5py.File:
+    """Open for reading in SWMR mode, retrying while a writer may still be creating the file."""
+    last = None
+    for attempt in range(retries):
+        try:
+            return h5py.File(path, "r", swmr=True, libver="latest")
+        except FileNotFoundError:
+            raise StoreError(f"no such results file: {path}") from None
+        except (OSError, KeyError) as e:
+            last = e
+            if attempt + 1 < retries:
+                time.sleep(delay)
+    raise StoreError(f"cannot read {path}: not a readable HDF5 file ({str(last).splitlines()[0][:80]})")
+
+
+def _decode(v):
+    if isinstance(v, bytes):
+        return v.decode()
+    if isinstance(v, np.generic):
+        return v.item()
+    return v
+
+
+def file_format(path: Path) -> str | None:
+    """The grokpipe format tag of a readable HDF5 file, or None if it is not one of ours."""
+    with _open(path, retries=1) as f:
+        return _decode(f.attrs.get("format"))
+
+
+def read_shard(path: Path, with_curves: bool = True) -> tuple[dict, list[Run]]:
+    """Attributes and runs of one shard file (live or finished)."""
+    path = Path(path)
+    try:
+        with _open(path) as f:
+            if _decode(f.attrs.get("format")) != SHARD_FORMAT:
+                raise StoreError(f"{path} is not a grokpipe shard file")
+            attrs = {k: _decode(v) for k, v in f.attrs.items()}
+            progress_raw = f["progress"][()]
+            eval_step = f["eval_step"][()]
+            progress = dict(zip(("step", "steps_total", "wall_seconds", "done"), map(float, progress_raw)))
+            progress["done"] = bool(progress["done"])
+            runs = []
+            for rid, g in f["runs"].items():
+                params = {k: _decode(v) for k, v in g.attrs.items()}
+                params.update(experiment=attrs.get("experiment", ""), shard=path.stem)
+                curves = {m: g[m][()] for m in g} if with_curves else {}
+                n = min([len(eval_step)] + [len(c) for c in curves.values()])  # a reader may see a half-appended row
+                runs.append(Run(rid, params, eval_step[:n], {m: c[:n] for m, c in curves.items()}, progress))
+            return attrs, runs
+    except StoreError:
+        raise
+    except (OSError, KeyError, ValueError) as e:
+        raise StoreError(f"cannot read {path}: {str(e).splitlines()[0][:100]}") from None
+
+
+def shard_files(results_dir: Path) -> list[Path]:
+    return sorted(Path(results_dir, "runs").glob("*/*.h5"))
+
+
+def aggregate(shards: list[Path], out: Path) -> int:
+    """Write every run of the given shard files into one metrics file (atomically). Returns the run count."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    rows = []
+    try:
+        with h5py.File(tmp, "w") as f:
+            f.attrs["format"] = METRICS_FORMAT
+            runs_group = f.create_group("runs")
+            for path in shards:
+                attrs, runs = read_shard(path)
+                for run in runs:
+                    key = f"{run.params['experiment']}.{run.run_id}"
+                    g = runs_group.create_group(key)
+                    for k, v in run.params.items():
+                        g.attrs[k] = v
+                    g.attrs["steps_total"] = run.progress.get("steps_total", 0)
+                    g.create_dataset("eval_step", data=run.eval_step)
+                    for m, c in run.curves.items():
+                        g.create_dataset(m, data=c)
+                    rows.append(_summary_row(key, run))
+            f.create_dataset("summary", data=_summary_table(rows))
+        os.replace(tmp, out)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return len(rows)
+
+
+SUMMARY_FIELDS = (
+    ("key", "S64"), ("experiment", "S32"), ("task", "S24"), ("n_train", "i8"), ("weight_decay", "f8"),
+    ("seed", "i8"), ("lr", "f8"), ("random_labels", "?"), ("final_step", "i8"),
+    ("train_acc", "f8"), ("test_acc", "f8"), ("train_loss", "f8"), ("test_loss", "f8"), ("param_norm", "f8"),
+)
+
+
+def _summary_row(key: str, run: Run) -> tuple:
+    p = run.params
+    final_step = int(run.eval_step[-1]) if len(run.eval_step) else 0
+    return (key, p.get("experiment", ""), p.get("task", ""), p.get("n_train", 0), p.get("weight_decay", 0.0),
+            p.get("seed", 0), p.get("lr", 0.0), bool(p.get("random_labels", False)), final_step,
+            *(run.final(m) for m in ("train_acc", "test_acc", "train_loss", "test_loss", "param_norm")))
+
+
+def _summary_table(rows: list[tuple]) -> np.ndarray:
+    dtype = np.dtype(list(SUMMARY_FIELDS))
+    encoded = [tuple(v.encode() if isinstance(v, str) else v for v in row) for row in rows]
+    return np.array(encoded, dtype=dtype)
+
+
+def read_metrics(path: Path, experiment: str | None = None) -> list[Run]:
+    """Every run of the aggregated metrics file (optionally of one experiment)."""
+    path = Path(path)
+    try:
+        with _open(path) as f:
+            if _decode(f.attrs.get("format")) != METRICS_FORMAT:
+                raise StoreError(f"{path} is not a grokpipe metrics file")
+            runs = []
+            for key, g in f["runs"].items():
+                params = {k: _decode(v) for k, v in g.attrs.items()}
+                if experiment is not None and params.get("experiment") != experiment:
+                    continue
+                curves = {m: g[m][()] for m in g if m != "eval_step"}
+                runs.append(Run(key, params, g["eval_step"][()], curves,
+                                {"steps_total": params.get("steps_total", 0), "done": True}))
+            return runs
+    except StoreError:
+        raise
+    except (OSError, KeyError, ValueError) as e:
+        raise StoreError(f"cannot read {path}: {str(e).splitlines()[0][:100]}") from None
+
+
+def read_summary(path: Path) -> np.ndarray:
+    """The one-row-per-run summary table of a metrics file (fast: no curves are read)."""
+    try:
+        with _open(Path(path)) as f:
+            return f["summary"][()]
+    except (OSError, KeyError) as e:
+        raise StoreError(f"cannot read the summary of {path}: {str(e).splitlines()[0][:100]}") from None
+
+
+def spec_json(attrs: dict) -> dict:
+    return json.loads(attrs["spec"])

@@ -1,0 +1,354 @@
+"""Training one shard: full-batch AdamW on an ensemble, evaluations into the live store,
+atomic checkpoints, and resume that gives the same numbers as an uninterrupted run.
+
+With full-batch training one step is one epoch. Training draws no random numbers after
+initialisation (no dropout, no minibatches), so parameters, optimiser moments and the step count
+are the whole state; the checkpoint also carries the curves so far, from which the shard file is
+rebuilt on resume (a file torn by a kill is never appended to).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .circuits import CIRCUIT_METRICS, circuit_metrics, cube_layout
+from .errors import GrokpipeError
+from .model import forward, init_params, param_norm, stack_params
+from .optim import EnsembleAdamW
+from .spec import ShardSpec
+from .store import BASE_METRICS, SHARD_FORMAT, ShardWriter, StoreError, file_format, read_shard
+from .tasks import make_dataset, random_labels, train_indices
+
+CHECKPOINT_FORMAT = "grokpipe-checkpoint-1"
+EVAL_CHUNK = 4096
+
+
+def available_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise GrokpipeError("--device cuda asked for, but torch sees no CUDA device")
+    if name not in ("cpu", "cuda"):
+        raise GrokpipeError(f"unknown device {name!r}; choose cpu, cuda or auto")
+    return torch.device(name)
+
+
+# ---------------------------------------------------------------- checkpoints
+
+
+def save_checkpoint(path: Path, state: dict) -> None:
+    """Write to a temporary name, then rename: a kill mid-write leaves the previous checkpoint."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        torch.save(state, tmp)
+        os.replace(tmp, path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise GrokpipeError(f"cannot write checkpoint {path}: {e.strerror or e}") from None
+
+
+def load_checkpoint(path: Path) -> dict:
+    """Load safely (``weights_only=True``: no code runs) and check it is one of ours."""
+    path = Path(path)
+    if not path.is_file():
+        raise GrokpipeError(f"checkpoint {path} does not exist")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises many types for torn or foreign files
+        first = str(e).strip().splitlines()[0][:80] if str(e).strip() else type(e).__name__
+        raise GrokpipeError(f"checkpoint {path} is corrupt or not a grokpipe checkpoint ({first})") from None
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise GrokpipeError(f"checkpoint {path} is not a grokpipe checkpoint")
+    return state
+
+
+def init_from_checkpoint(spec: ShardSpec, path: Path) -> tuple[list[dict], str]:
+    """Each run starts from the member of the checkpoint with the same seed (ungrokking)."""
+    state = load_checkpoint(path)
+    source = ShardSpec.from_json(state["spec"])
+    if (source.task, source.p, source.model) != (spec.task, spec.p, spec.model):
+        raise GrokpipeError(f"--init-from {path} was trained on another task or model shape")
+    members = []
+    for run in spec.runs:
+        matches = [i for i, r in enumerate(source.runs) if r.seed == run.seed]
+        if len(matches) != 1:
+            raise GrokpipeError(f"--init-from {path} has {len(matches)} runs with seed {run.seed}; need exactly one")
+        members.append({k: v[matches[0]].clone() for k, v in state["params"].items()})
+    return members, f"{state['identity']}@{state['step']}"
+
+
+# ---------------------------------------------------------------- data
+
+
+class ShardData:
+    """Tensors for one shard: every example, and each member's (padded) training set."""
+
+    def __init__(self, spec: ShardSpec, device: torch.device):
+        ds = make_dataset(spec.task, spec.p)
+        self.dataset = ds
+        M, n_ex = len(spec.runs), ds.n_examples
+        d_max = max(r.n_train for r in spec.runs)
+        self.x_all = torch.as_tensor(ds.x, device=device)
+        self.y_all = torch.as_tensor(ds.y, device=device)
+        self.true_labels = torch.as_tensor(ds.label, device=device)
+        self.train_labels_all = torch.empty(M, n_ex, dtype=torch.long)  # labels the member trains on
+        self.train_mask = torch.zeros(M, n_ex, dtype=torch.bool)
+        idx = torch.zeros(M, d_max, dtype=torch.long)
+        weight = torch.zeros(M, d_max, dtype=torch.float64)
+        for i, run in enumerate(spec.runs):
+            chosen = torch.as_tensor(train_indices(spec.task, spec.p, run.seed, run.n_train))
+            labels = random_labels(spec.task, spec.p, run.seed) if run.random_labels else ds.label
+            self.train_labels_all[i] = torch.as_tensor(labels)
+            self.train_mask[i, chosen] = True
+            idx[i, : run.n_train] = chosen
+            weight[i, : run.n_train] = 1.0 / run.n_train  # padding rows weigh nothing
+        self.train_labels_all = self.train_labels_all.to(device)
+        self.train_mask = self.train_mask.to(device)
+        self.x = self.x_all[idx.to(device)]
+        self.y = self.y_all[idx.to(device)]
+        self.labels = self.train_labels_all.gather(1, idx.to(device))
+        self.weight = weight.to(device)
+
+
+def train_loss(params, spec: ShardSpec, data: ShardData) -> torch.Tensor:
+    """Sum over members of each member's mean cross-entropy (computed in float64).
+
+    Members are independent, so the gradient of the sum is each member's own gradient."""
+    logits = forward(params, spec.model, data.x, data.y).double()
+    nll = -logits.log_softmax(-1).gather(2, data.labels.unsqueeze(-1)).squeeze(-1)
+    return (nll * data.weight).sum()
+
+
+@torch.no_grad()
+def evaluate(params, spec: ShardSpec, data: ShardData) -> dict[str, np.ndarray]:
+    """Train/test loss and accuracy, parameter norm (and circuit logits) for every member."""
+    M = len(spec.runs)
+    n_ex = data.dataset.n_examples
+    logits = torch.empty(M, n_ex, spec.model.vocab, dtype=torch.float32, device=data.x.device)
+    for start in range(0, n_ex, EVAL_CHUNK):
+        sl = slice(start, start + EVAL_CHUNK)
+        xs, ys = data.x_all[sl].expand(M, -1), data.y_all[sl].expand(M, -1)
+        logits[:, sl] = forward(params, spec.model, xs, ys)
+    logp = logits.double().log_softmax(-1)
+    # train metrics use the labels the member trained on; test metrics the true labels
+    nll_train = -logp.gather(2, data.train_labels_all.unsqueeze(-1)).squeeze(-1)
+    nll_test = -logp.gather(2, data.true_labels.expand(M, -1).unsqueeze(-1)).squeeze(-1)
+    pred = logits.argmax(-1)
+    right_train = (pred == data.train_labels_all).double()
+    right_test = (pred == data.true_labels).double()
+    train, test = data.train_mask.double(), (~data.train_mask).double()
+
+    def mean(values, mask):
+        count = mask.sum(1)
+        return torch.where(count > 0, (values * mask).sum(1) / count.clamp(min=1), torch.nan)
+
+    out = {
+        "train_loss": mean(nll_train, train), "test_loss": mean(nll_test, test),
+        "train_acc": mean(right_train, train), "test_acc": mean(right_test, test),
+        "param_norm": param_norm(params),
+    }
+    out = {k: v.cpu().numpy() for k, v in out.items()}
+    if spec.circuits:
+        out.update(circuit_metrics(spec.task, spec.p, logits.cpu().numpy(), data.dataset.label,
+                                   data.train_mask.cpu().numpy()))
+    return out
+
+
+def metric_names(spec: ShardSpec) -> list[str]:
+    return list(BASE_METRICS) + (list(CIRCUIT_METRICS) if spec.circuits else [])
+
+
+# ---------------------------------------------------------------- progress
+
+
+class Progress:
+    """A rich progress bar in a terminal; a plain line every ``interval`` seconds otherwise."""
+
+    def __init__(self, total: int, start: int, label: str, enabled: bool = True, interval: float = 30.0):
+        self.total, self.label, self.interval = total, label, interval
+        self.enabled = enabled
+        self.bar = None
+        self.last_print = time.monotonic()
+        self.t0, self.step0 = time.monotonic(), start
+        if enabled and sys.stderr.isatty():
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress as RichProgress
+            from rich.progress import TextColumn, TimeRemainingColumn
+
+            self.bar = RichProgress(
+                TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                TextColumn("{task.fields[rate]:.1f} steps/s"), TimeRemainingColumn(), transient=False,
+            )
+            self.bar.start()
+            self.task = self.bar.add_task(label, total=total, completed=start, rate=0.0)
+
+    def rate(self, step: int) -> float:
+        elapsed = time.monotonic() - self.t0
+        return (step - self.step0) / elapsed if elapsed > 0 else 0.0
+
+    def update(self, step: int, note: str = "") -> None:
+        if not self.enabled:
+            return
+        if self.bar is not None:
+            self.bar.update(self.task, completed=step, rate=self.rate(step), description=f"{self.label} {note}")
+        elif time.monotonic() - self.last_print >= self.interval or step == self.total:
+            self.last_print = time.monotonic()
+            rate = self.rate(step)
+            eta = (self.total - step) / rate if rate > 0 else math.inf
+            print(f"{self.label}: step {step}/{self.total} ({rate:.1f} steps/s, eta {eta:.0f} s) {note}",
+                  file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+# ---------------------------------------------------------------- the loop
+
+
+def _accuracy_note(history: dict) -> str:
+    train, test = history["train_acc"][-1], history["test_acc"][-1]
+    note = f"train acc {train.mean():.2f}"
+    return note + (f" test acc {np.nanmean(test):.2f}" if np.isfinite(test).any() else "")
+
+
+def _check_out_is_ours(out: Path, identity: str, have_checkpoint: bool) -> None:
+    """Never overwrite a file that is not this shard's own output."""
+    if not out.exists():
+        return
+    try:
+        fmt = file_format(out)
+    except StoreError:
+        fmt = None
+    if fmt is None and not have_checkpoint:
+        raise GrokpipeError(f"--out {out} exists and is not a grokpipe shard file; refusing to overwrite it")
+    if fmt == SHARD_FORMAT:
+        attrs, _ = read_shard(out, with_curves=False)
+        if attrs.get("identity") != identity:
+            raise GrokpipeError(f"--out {out} holds a different shard; delete it or choose another path")
+    elif fmt is not None:
+        raise GrokpipeError(f"--out {out} is a {fmt} file, not a shard file; refusing to overwrite it")
+
+
+class _StopRequest:
+    """SIGINT/SIGTERM set a flag; the loop checkpoints and stops at the end of the step."""
+
+    def __init__(self):
+        self.signal = None
+
+    def __enter__(self):
+        self.previous = {s: signal.signal(s, self._handle) for s in (signal.SIGINT, signal.SIGTERM)}
+        return self
+
+    def _handle(self, signum, frame):
+        self.signal = signum
+
+    def __exit__(self, *exc):
+        for s, h in self.previous.items():
+            signal.signal(s, h)
+
+
+def train_shard(spec: ShardSpec, out: Path, checkpoint: Path, init_from: Path | None = None,
+                device: str = "cpu", threads: int | None = None, experiment: str = "",
+                show_progress: bool = True) -> dict:
+    """Train (or resume, or finish) a shard; returns the final metrics of every run."""
+    out, checkpoint = Path(out), Path(checkpoint)
+    torch.set_num_threads(threads or available_cores())
+    dev = pick_device(device)
+    members = None
+    if init_from is not None:
+        members, init_identity = init_from_checkpoint(spec, Path(init_from))
+        spec = dataclasses.replace(spec, init_identity=init_identity)
+    spec.validate()
+    M = len(spec.runs)
+    metrics = metric_names(spec)
+
+    state = load_checkpoint(checkpoint) if checkpoint.exists() else None
+    if state is not None and state["identity"] != spec.identity:
+        raise GrokpipeError(f"checkpoint {checkpoint} belongs to a different shard; delete it or choose another path")
+    _check_out_is_ours(out, spec.identity, state is not None)
+
+    if state is not None:
+        params = {k: v.to(dev) for k, v in state["params"].items()}
+        step = int(state["step"])
+        history = {k: v.numpy() for k, v in state["history"].items()}
+        wall = float(state["wall_seconds"])
+    else:
+        members = members or [init_params(spec.model, r.seed) for r in spec.runs]
+        params = {k: v.to(dev) for k, v in stack_params(members).items()}
+        step, wall = 0, 0.0
+        history = {"eval_step": np.zeros(0, dtype=np.int64), **{m: np.zeros((0, M)) for m in metrics}}
+    for p in params.values():
+        p.requires_grad_(True)
+    opt = EnsembleAdamW(params, [r.lr for r in spec.runs], [r.weight_decay for r in spec.runs], spec.betas)
+    if state is not None:
+        opt.load_state_dict(state["optim"])
+    data = ShardData(spec, dev)
+
+    attrs = {"identity": spec.identity, "spec": spec.to_json(), "task": spec.task, "p": spec.p,
+             "experiment": experiment}
+    run_attrs = [(r.run_id, {"task": spec.task, "p": spec.p, **dataclasses.asdict(r),
+                             "init": "checkpoint" if spec.init_identity else "random",
+                             **{f"model_{k}": v for k, v in spec.model.as_dict().items()}}) for r in spec.runs]
+    writer = ShardWriter(out, attrs, run_attrs, metrics, history, spec.steps)
+    evaluated = set(int(s) for s in history["eval_step"])
+    progress = Progress(spec.steps, step, experiment or out.stem, show_progress)
+
+    def record(values):
+        nonlocal history
+        history["eval_step"] = np.append(history["eval_step"], step)
+        for m in metrics:
+            history[m] = np.vstack([history[m], values[m][None]])
+        evaluated.add(step)
+        writer.append(step, values, spec.steps, wall)
+
+    def snapshot():
+        return {
+            "format": CHECKPOINT_FORMAT, "identity": spec.identity, "spec": spec.to_json(), "step": step,
+            "params": {k: v.detach().cpu() for k, v in params.items()}, "optim": opt.state_dict(),
+            "history": {k: torch.as_tensor(v) for k, v in history.items()}, "wall_seconds": wall,
+        }
+
+    try:
+        with _StopRequest() as stop:
+            t_last = time.monotonic()
+            while True:
+                if step not in evaluated and (spec.schedule.is_eval_step(step) or step == spec.steps):
+                    record(evaluate(params, spec, data))
+                    progress.update(step, _accuracy_note(history))
+                if step >= spec.steps:
+                    break
+                opt.zero_grad()
+                train_loss(params, spec, data).backward()
+                opt.step()
+                step += 1
+                now = time.monotonic()
+                wall, t_last = wall + now - t_last, now
+                if step % spec.checkpoint_every == 0 or stop.signal is not None:
+                    save_checkpoint(checkpoint, snapshot())
+                    writer.set_progress(step, spec.steps, wall, done=False)
+                    progress.update(step)
+                if stop.signal is not None:
+                    raise GrokpipeError(f"stopped by signal {stop.signal} at step {step}; checkpoint saved, re-run to resume")
+            save_checkpoint(checkpoint, snapshot())
+            writer.set_progress(step, spec.steps, wall, done=True)
+    finally:
+        progress.close()
+        writer.close()
+    return {m: history[m][-1] for m in metrics}

@@ -1,0 +1,145 @@
+"""Training a shard: it learns, it resumes to the same numbers, it refuses what is not its own."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+from grokpipe.errors import GrokpipeError
+from grokpipe.model import ModelConfig
+from grokpipe.spec import EvalSchedule, RunSpec, ShardSpec
+from grokpipe.store import read_shard
+from grokpipe.train import load_checkpoint, train_shard
+
+TINY = ["--task", "add", "--p", "11", "--d-model", "16", "--n-heads", "2", "--d-head", "8", "--d-mlp", "32",
+        "--lr", "1e-2", "--threads", "1", "--quiet"]
+
+
+def _spec(steps, **kw):
+    runs = tuple(RunSpec(n_train=d, weight_decay=wd, seed=s, lr=1e-2) for d, wd, s in [(60, 1.0, 0), (60, 0.5, 1), (90, 1.0, 2)])
+    return ShardSpec(task="add", p=11, model=ModelConfig(11, 16, 2, 8, 32), runs=runs, steps=steps,
+                     schedule=EvalSchedule(every=25, per_decade=5), checkpoint_every=40, **kw)
+
+
+def _curves(path):
+    _, runs = read_shard(path)
+    return {r.run_id: (r.eval_step, r.curves) for r in runs}
+
+
+def _assert_same_curves(a, b):
+    assert a.keys() == b.keys()
+    for rid in a:
+        assert np.array_equal(a[rid][0], b[rid][0])
+        for m in a[rid][1]:
+            assert np.array_equal(a[rid][1][m], b[rid][1][m], equal_nan=True), m
+
+
+def test_training_fits_the_training_set(tmp_path):
+    final = train_shard(_spec(300), tmp_path / "s.h5", tmp_path / "s.pt", threads=1, show_progress=False)
+    assert np.all(final["train_acc"] == 1.0)
+    attrs, runs = read_shard(tmp_path / "s.h5")
+    assert len(runs) == 3 and runs[0].progress["done"]
+    assert runs[0].params["n_train"] == 60 and runs[2].params["n_train"] == 90
+
+
+def test_resume_gives_identical_curves_and_parameters(tmp_path):
+    train_shard(_spec(200), tmp_path / "a.h5", tmp_path / "a.pt", threads=1, show_progress=False)
+    train_shard(_spec(120), tmp_path / "b.h5", tmp_path / "b.pt", threads=1, show_progress=False)
+    train_shard(_spec(200), tmp_path / "b.h5", tmp_path / "b.pt", threads=1, show_progress=False)  # raise steps: resume
+    a_curves, b_curves = _curves(tmp_path / "a.h5"), _curves(tmp_path / "b.h5")
+    for rid, (steps, curves) in b_curves.items():  # the shorter run's final evaluation (step 120) stays
+        keep = steps != 120
+        assert (~keep).sum() == 1
+        b_curves[rid] = (steps[keep], {m: c[keep] for m, c in curves.items()})
+    _assert_same_curves(a_curves, b_curves)
+    a, b = load_checkpoint(tmp_path / "a.pt"), load_checkpoint(tmp_path / "b.pt")
+    assert all(torch.equal(a["params"][k], b["params"][k]) for k in a["params"])
+
+
+def test_resume_after_kill_gives_identical_curves(tmp_path):
+    args = [sys.executable, "-m", "grokpipe", "train", *TINY, "--n-train", "60", "--seed", "0", "1",
+            "--steps", "1500", "--checkpoint-every", "50", "--eval-every", "50"]
+    subprocess.run(args + ["--out", str(tmp_path / "a.h5")], check=True, timeout=300)
+    for kill_after in (1.5, 2.5):
+        proc = subprocess.Popen(args + ["--out", str(tmp_path / "b.h5")])
+        time.sleep(kill_after)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    done = subprocess.run(args + ["--out", str(tmp_path / "b.h5")], timeout=300)
+    assert done.returncode == 0
+    _assert_same_curves(_curves(tmp_path / "a.h5"), _curves(tmp_path / "b.h5"))
+
+
+def test_sigterm_stops_cleanly_with_a_checkpoint(tmp_path):
+    args = [sys.executable, "-m", "grokpipe", "train", *TINY, "--n-train", "60", "--steps", "100000",
+            "--checkpoint-every", "100000", "--out", str(tmp_path / "s.h5")]
+    proc = subprocess.Popen(args, stderr=subprocess.PIPE, text=True)
+    time.sleep(2.5)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 2 and "checkpoint saved" in err and "Traceback" not in err
+    assert load_checkpoint(tmp_path / "s.pt")["step"] > 0
+
+
+def test_ungrokking_starts_from_the_checkpoint_run_of_the_same_seed(tmp_path):
+    full = ShardSpec(task="add", p=11, model=ModelConfig(11, 16, 2, 8, 32),
+                     runs=(RunSpec(121, 1.0, 0, 1e-2), RunSpec(121, 1.0, 1, 1e-2)), steps=50)
+    train_shard(full, tmp_path / "full.h5", tmp_path / "full.pt", threads=1, show_progress=False)
+    reduced = ShardSpec(task="add", p=11, model=full.model, runs=(RunSpec(40, 1.0, 1, 1e-2),), steps=0)
+    train_shard(reduced, tmp_path / "r.h5", tmp_path / "r.pt", init_from=tmp_path / "full.pt", threads=1,
+                show_progress=False)
+    source, start = load_checkpoint(tmp_path / "full.pt"), load_checkpoint(tmp_path / "r.pt")
+    assert torch.equal(start["params"]["W_in"][0], source["params"]["W_in"][1])
+    _, runs = read_shard(tmp_path / "r.h5")
+    assert runs[0].params["init"] == "checkpoint"
+
+
+def test_an_out_file_that_is_not_ours_is_never_overwritten(tmp_path):
+    out = tmp_path / "precious.h5"
+    out.write_bytes(b"the user's thesis")
+    with pytest.raises(GrokpipeError, match="not a grokpipe shard file"):
+        train_shard(_spec(10), out, tmp_path / "s.pt", threads=1, show_progress=False)
+    assert out.read_bytes() == b"the user's thesis"
+    with h5py.File(tmp_path / "other.h5", "w") as f:
+        f["data"] = [1, 2, 3]
+    with pytest.raises(GrokpipeError, match="not a grokpipe shard file"):
+        train_shard(_spec(10), tmp_path / "other.h5", tmp_path / "o.pt", threads=1, show_progress=False)
+
+
+def test_a_checkpoint_of_another_shard_is_refused(tmp_path):
+    train_shard(_spec(10), tmp_path / "s.h5", tmp_path / "s.pt", threads=1, show_progress=False)
+    other = _spec(10, circuits=True)
+    with pytest.raises(GrokpipeError, match="different shard"):
+        train_shard(other, tmp_path / "t.h5", tmp_path / "s.pt", threads=1, show_progress=False)
+
+
+def test_a_malicious_checkpoint_is_refused_without_running_it(tmp_path):
+    import pickle
+
+    marker = tmp_path / "pwned"
+
+    class Exploit:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    bad = tmp_path / "bad.pt"
+    torch.save({"format": "grokpipe-checkpoint-1", "payload": Exploit()}, bad, pickle_protocol=2)
+    with pytest.raises(GrokpipeError, match="corrupt or not a grokpipe checkpoint"):
+        load_checkpoint(bad)
+    assert not marker.exists()
+    pickle.dumps(0)  # keep the import used
+
+
+def test_a_torn_checkpoint_is_refused(tmp_path):
+    train_shard(_spec(10), tmp_path / "s.h5", tmp_path / "s.pt", threads=1, show_progress=False)
+    data = (tmp_path / "s.pt").read_bytes()
+    (tmp_path / "torn.pt").write_bytes(data[: len(data) // 2])
+    with pytest.raises(GrokpipeError, match="corrupt"):
+        load_checkpoint(tmp_path / "torn.pt")
