@@ -106,10 +106,33 @@ def _cmd_train(args) -> int:
     return 0
 
 
+def _add_bench(sub) -> None:
+    p = sub.add_parser("bench", help="time the trainer against the straightforward implementation")
+    p.add_argument("--threads", type=_positive_int, default=2)
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"])
+    p.add_argument("--case", nargs=2, type=_positive_int, action="append", metavar=("D", "ENSEMBLE"),
+                   help="a (D, ensemble) case; repeatable (default: the five standard cases)")
+    p.add_argument("--min-seconds", type=_float, default=1.0, help="length of each timing")
+    p.add_argument("--json", type=Path, help="also write the results as JSON")
+    p.set_defaults(func=_cmd_bench)
+
+
+def _cmd_bench(args) -> int:
+    from .bench import DEFAULT_CASES, print_report, run_bench, write_json
+
+    report = run_bench([tuple(c) for c in args.case] if args.case else DEFAULT_CASES, args.device, args.threads,
+                       args.min_seconds)
+    print_report(report)
+    if args.json:
+        write_json(report, args.json)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="grokpipe", description="Reproduce 'Explaining grokking through circuit efficiency'.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     _add_train(sub)
+    _add_bench(sub)
     return parser
 
 

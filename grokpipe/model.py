@@ -15,8 +15,9 @@ second always ``<op>``, so (per model and head):
 * the value written to the residual stream is ``(E[t_i] + P_i) W_V W_O``, again a table over
   tokens for i = 0, 2 and a constant for i = 1, 3.
 
-So ``resid = E[=] + P3 + sum_h sum_i softmax_i(s)_h * value_{h,i}``, gathered from (n x d) tables,
-and only the MLP and the unembedding run per example. ``tests/test_model.py`` checks this
+So the heads' output at the last position is a softmax-weighted sum of rows gathered from small
+tables, and only the MLP and the unembedding run per example (with W_O, W_out folded in:
+see :func:`forward`). ``tests/test_model.py`` checks this
 against the obvious all-positions implementation, logits and every gradient.
 """
 
@@ -80,53 +81,53 @@ def stack_params(members: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tens
 def forward(params: dict[str, torch.Tensor], cfg: ModelConfig, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Logits at the last position, shape (M, N, vocab), for inputs ``x``, ``y`` of shape (M, N).
 
-    ``params`` holds ensemble-stacked tensors (leading axis M)."""
+    ``params`` holds ensemble-stacked tensors (leading axis M). Per model, with ``z`` the heads'
+    concatenated outputs (H * d_head wide) and ``r0 = E[=] + P3``::
+
+        resid  = r0 + z W_O
+        hidden = relu(resid W_in + b_in)   = relu(z (W_O W_in) + (r0 W_in + b_in))
+        logits = (resid + hidden W_out + b_out) W_U
+               = z (W_O W_U) + hidden (W_out W_U) + (r0 + b_out) W_U
+
+    The products in brackets are per model, not per example, so each example costs three
+    matmuls of widths (H*d_head -> d_mlp), (H*d_head -> vocab), (d_mlp -> vocab) and never
+    touches d_model; ``z`` itself is a softmax-weighted sum of gathered table rows."""
     n, op, eq = cfg.n, cfg.n, cfg.n + 1
     E, P = params["embed"], params["pos"]
-    rows0 = E[:, :n] + P[:, 0:1]  # (M, n, d): residual at position 0 for each token
-    rows2 = E[:, :n] + P[:, 2:3]
-    const1 = E[:, op] + P[:, 1]  # (M, d)
-    const3 = E[:, eq] + P[:, 3]
-
-    W_Q, W_K, W_V, W_O = params["W_Q"], params["W_K"], params["W_V"], params["W_O"]
-    q = torch.einsum("md,mhde->mhe", const3, W_Q) / math.sqrt(cfg.d_head)  # (M, H, e)
-    kq = torch.einsum("mhde,mhe->mhd", W_K, q)  # score_i = resid_i . (W_K q): (M, H, d)
-    score0 = torch.einsum("mnd,mhd->mhn", rows0, kq)  # (M, H, n)
-    score2 = torch.einsum("mnd,mhd->mhn", rows2, kq)
-    score1 = torch.einsum("md,mhd->mh", const1, kq)  # (M, H)
-    score3 = torch.einsum("md,mhd->mh", const3, kq)
-    value0 = torch.einsum("mnd,mhde->mhne", rows0, W_V) @ W_O  # (M, H, n, d)
-    value2 = torch.einsum("mnd,mhde->mhne", rows2, W_V) @ W_O
-    value1 = torch.einsum("md,mhde->mhe", const1, W_V).unsqueeze(2) @ W_O  # (M, H, 1, d)
-    value3 = torch.einsum("md,mhde->mhe", const3, W_V).unsqueeze(2) @ W_O
-
     M, N = x.shape
-    H = cfg.n_heads
-    gx = x.unsqueeze(1).expand(M, H, N)
-    gy = y.unsqueeze(1).expand(M, H, N)
+    H, e = cfg.n_heads, cfg.d_head
+    rows = torch.stack([E[:, :n] + P[:, 0:1], E[:, :n] + P[:, 2:3]], 1)  # (M, 2, n, d): positions 0 and 2
+    consts = torch.stack([E[:, op] + P[:, 1], E[:, eq] + P[:, 3]], 1)  # (M, 2, d): positions 1 and 3
+    q = torch.einsum("md,mhde->mhe", consts[:, 1], params["W_Q"]) / math.sqrt(e)
+    kq = torch.einsum("mhde,mhe->mdh", params["W_K"], q)  # score of a position = resid . kq: (M, d, H)
+    W_V = params["W_V"].permute(0, 2, 1, 3).reshape(M, 1, -1, H * e)  # (M, 1, d, H*e)
+    # one table row per (position, token): H scores, then H*e values
+    row_table = torch.cat([rows @ kq.unsqueeze(1), rows @ W_V], -1)  # (M, 2, n, H + H*e)
+    const_row = torch.cat([consts @ kq, consts @ W_V.squeeze(1)], -1)  # (M, 2, H + H*e)
+    offset = (torch.arange(M, device=x.device) * 2 * n).unsqueeze(1)
+    flat = row_table.reshape(M * 2 * n, -1)
+    row_x = flat.index_select(0, (x + offset).reshape(-1)).view(M, N, -1)
+    row_y = flat.index_select(0, (y + offset + n).reshape(-1)).view(M, N, -1)
+    const1 = const_row[:, 0].unsqueeze(1)  # (M, 1, H + H*e)
+    const3 = const_row[:, 1].unsqueeze(1)
     scores = torch.stack(
-        [
-            score0.gather(2, gx),
-            score1.unsqueeze(2).expand(M, H, N),
-            score2.gather(2, gy),
-            score3.unsqueeze(2).expand(M, H, N),
-        ],
-        dim=-1,
-    )  # (M, H, N, 4)
-    attn = scores.softmax(dim=-1)
-    d = cfg.d_model
-    vx = value0.gather(2, gx.unsqueeze(-1).expand(M, H, N, d))  # (M, H, N, d)
-    vy = value2.gather(2, gy.unsqueeze(-1).expand(M, H, N, d))
-    mixed = (
-        torch.einsum("mhn,mhnd->mnd", attn[..., 0], vx)
-        + torch.einsum("mhn,mhnd->mnd", attn[..., 2], vy)
-        + torch.einsum("mhn,mhd->mnd", attn[..., 1], value1.squeeze(2))
-        + torch.einsum("mhn,mhd->mnd", attn[..., 3], value3.squeeze(2))
+        [row_x[..., :H], const1[..., :H].expand(M, N, H), row_y[..., :H], const3[..., :H].expand(M, N, H)], -1
     )
-    resid = const3.unsqueeze(1) + mixed  # (M, N, d)
-    hidden = torch.relu(torch.baddbmm(params["b_in"].unsqueeze(1), resid, params["W_in"]))
-    resid = resid + torch.baddbmm(params["b_out"].unsqueeze(1), hidden, params["W_out"])
-    return resid @ params["W_U"]
+    attn = scores.softmax(-1)  # (M, N, H, 4)
+
+    def values(row):
+        return row[..., H:].view(row.shape[0], row.shape[1], H, e)
+
+    z = (
+        attn[..., 0:1] * values(row_x) + attn[..., 1:2] * values(const1)
+        + attn[..., 2:3] * values(row_y) + attn[..., 3:4] * values(const3)
+    ).view(M, N, H * e)
+    W_O = params["W_O"].reshape(M, H * e, -1)  # (M, H*e, d)
+    W_U = params["W_U"]
+    r0 = consts[:, 1].unsqueeze(1)  # (M, 1, d)
+    hidden = torch.relu(torch.baddbmm(params["b_in"].unsqueeze(1) + r0 @ params["W_in"], z, W_O @ params["W_in"]))
+    bias_U = (r0 + params["b_out"].unsqueeze(1)) @ W_U  # (M, 1, vocab)
+    return torch.baddbmm(torch.baddbmm(bias_U, z, W_O @ W_U), hidden, params["W_out"] @ W_U)
 
 
 def param_norm(params: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -136,11 +137,11 @@ def param_norm(params: dict[str, torch.Tensor]) -> torch.Tensor:
 
 
 def flops_per_example(cfg: ModelConfig) -> dict[str, int]:
-    """Multiply-add FLOPs (x2) per example for one forward pass: this model vs the all-positions one.
+    """FLOPs (2 per multiply-add) per example for one forward pass: this model vs the all-positions one.
 
-    Backward costs about twice the forward. Table building (per model, not per example) is left
-    out: it is O(n * d * d) per step, small next to N examples once N >> d."""
+    Backward costs twice the forward in matmuls. Table building is per model, not per example
+    (O(n * d * H * d_head) a step), and is left out: small next to N examples once N >> d."""
     d, m, v, h, e = cfg.d_model, cfg.d_mlp, cfg.vocab, cfg.n_heads, cfg.d_head
-    fast = 2 * (d * m + m * d + d * v) + 2 * h * 2 * d  # MLP, unembed, two gathered value rows/head
+    fast = 2 * (h * e * m + h * e * v + m * v) + 2 * 4 * h * e  # three matmuls + mixing four value rows
     full = N_POSITIONS * 2 * (3 * d * h * e + h * e * d + d * m + m * d + d * v) + 2 * h * N_POSITIONS**2 * e * 2
     return {"fast": fast, "reference": full}

@@ -136,6 +136,13 @@ def train_loss(params, spec: ShardSpec, data: ShardData) -> torch.Tensor:
     return (nll * data.weight).sum()
 
 
+def train_step(params, opt: EnsembleAdamW, spec: ShardSpec, data: ShardData) -> None:
+    """One full-batch AdamW step for every member."""
+    opt.zero_grad()
+    train_loss(params, spec, data).backward()
+    opt.step()
+
+
 @torch.no_grad()
 def evaluate(params, spec: ShardSpec, data: ShardData) -> dict[str, np.ndarray]:
     """Train/test loss and accuracy, parameter norm (and circuit logits) for every member."""
@@ -334,9 +341,7 @@ def train_shard(spec: ShardSpec, out: Path, checkpoint: Path, init_from: Path | 
                     progress.update(step, _accuracy_note(history))
                 if step >= spec.steps:
                     break
-                opt.zero_grad()
-                train_loss(params, spec, data).backward()
-                opt.step()
+                train_step(params, opt, spec, data)
                 step += 1
                 now = time.monotonic()
                 wall, t_last = wall + now - t_last, now
