@@ -38,6 +38,14 @@ def _float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
 
 
+def _run_triple(text: str) -> tuple[int, float, int]:
+    try:
+        d, wd, seed = text.split(":")
+        return int(d), float(wd), int(seed)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected D:WEIGHT_DECAY:SEED, got {text!r}") from None
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse, but its errors follow grokpipe's one-line form and exit code."""
 
@@ -52,9 +60,11 @@ def _add_train(sub) -> None:
                        description=f"Tasks: {task_help()}.")
     p.add_argument("--task", default="add", help="one of the ten tasks listed above (default add)")
     p.add_argument("--p", type=_positive_int, default=113, help="modulus (default 113)")
-    p.add_argument("--n-train", type=_positive_int, nargs="+", required=True, metavar="D", help="training set sizes")
+    p.add_argument("--n-train", type=_positive_int, nargs="+", metavar="D", help="training set sizes")
     p.add_argument("--weight-decay", type=_float, nargs="+", default=[1.0], metavar="WD")
     p.add_argument("--seed", type=_non_negative_int, nargs="+", default=[0], help="init and split seeds")
+    p.add_argument("--runs", type=_run_triple, nargs="+", metavar="D:WD:SEED",
+                   help="an explicit list of runs instead of the product of --n-train, --weight-decay, --seed")
     p.add_argument("--lr", type=_float, default=1e-3)
     p.add_argument("--steps", type=_non_negative_int, required=True, help="full-batch steps (= epochs)")
     p.add_argument("--random-labels", action="store_true", help="train on a fixed random labelling (C_mem only)")
@@ -86,10 +96,11 @@ def _cmd_train(args) -> int:
 
     get_task(args.task)
     validate_task(args.task, args.p)
-    runs = tuple(
-        RunSpec(n_train=d, weight_decay=wd, seed=s, lr=args.lr, random_labels=args.random_labels)
-        for d, wd, s in itertools.product(args.n_train, args.weight_decay, args.seed)
-    )
+    if (args.runs is None) == (args.n_train is None):
+        raise GrokpipeError("give either --n-train (with --weight-decay, --seed) or --runs")
+    triples = args.runs or list(itertools.product(args.n_train, args.weight_decay, args.seed))
+    runs = tuple(RunSpec(n_train=d, weight_decay=wd, seed=s, lr=args.lr, random_labels=args.random_labels)
+                 for d, wd, s in triples)
     spec = ShardSpec(
         task=args.task, p=args.p,
         model=ModelConfig(n_elements(args.task, args.p), args.d_model, args.n_heads, args.d_head, args.d_mlp),
@@ -128,11 +139,114 @@ def _cmd_bench(args) -> int:
     return 0
 
 
+def _add_simulate(sub) -> None:
+    p = sub.add_parser("simulate", help="the minimal two-circuit example (Table 1) and the Theorem D.4 check")
+    p.add_argument("--json", type=Path, required=True, help="where to write the results")
+    p.add_argument("--steps", type=_positive_int, default=10_000)
+    p.set_defaults(func=_cmd_simulate)
+
+
+def _cmd_simulate(args) -> int:
+    from .simulation import run_all, write_json
+
+    result = run_all(args.steps)
+    write_json(result, args.json)
+    for case in result["cases"]:
+        f = case["final"]
+        print(f"case {case['case']['name']}: train loss {f['train_loss']:.3g} test loss {f['test_loss']:.3g} "
+              f"gen weight {f['gen_weight']:.2f} mem weight {f['mem_weight']:.2f} param norm {f['param_norm']:.2f}")
+    return 0
+
+
+def _add_aggregate(sub) -> None:
+    p = sub.add_parser("aggregate", help="collect shard files into one metrics file")
+    p.add_argument("shards", type=Path, nargs="*", help="shard files (default: every file under RESULTS/runs)")
+    p.add_argument("--results", type=Path, default=DEFAULT_RESULTS)
+    p.add_argument("--simulation", type=Path, help="simulation JSON to include")
+    p.add_argument("--out", type=Path, required=True)
+    p.set_defaults(func=_cmd_aggregate)
+
+
+def _cmd_aggregate(args) -> int:
+    import json
+
+    from .store import aggregate, shard_files
+
+    shards = args.shards or shard_files(args.results)
+    simulation = None
+    if args.simulation:
+        try:
+            simulation = json.loads(args.simulation.read_text())
+        except (OSError, ValueError) as e:
+            raise GrokpipeError(f"cannot read simulation results {args.simulation}: {e}") from None
+    count = aggregate(shards, args.out, simulation)
+    print(f"{count} runs from {len(shards)} shard files -> {args.out}")
+    return 0
+
+
+def _add_claims(sub) -> None:
+    p = sub.add_parser("claims", help="the paper's predictions P1-P4 measured on the results")
+    p.add_argument("--metrics", type=Path, default=DEFAULT_RESULTS / "metrics.h5")
+    p.add_argument("--markdown", type=Path, help="write the report as Markdown")
+    p.add_argument("--json", type=Path, help="write the claims as JSON")
+    p.set_defaults(func=_cmd_claims)
+
+
+def _cmd_claims(args) -> int:
+    import json
+
+    from .analysis import all_claims, claims_markdown
+    from .store import read_metrics
+
+    runs = read_metrics(args.metrics)
+    by_experiment: dict = {}
+    for r in runs:
+        by_experiment.setdefault(r.params.get("experiment", ""), []).append(r)
+    claims = all_claims(by_experiment)
+    text = claims_markdown(claims)
+    for path, content in ((args.markdown, text), (args.json, json.dumps([c.as_dict() for c in claims], indent=2, default=float))):
+        if path:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(content)
+    for c in claims:
+        print(f"{c.id:9} {c.verdict:8} {c.measured}")
+    return 0
+
+
+def _add_figures(sub) -> None:
+    from .figures import FIGURES
+
+    p = sub.add_parser("figures", help="draw the paper's figures from a metrics file",
+                       description=f"Figures: {', '.join(FIGURES)}.")
+    p.add_argument("--metrics", type=Path, default=DEFAULT_RESULTS / "metrics.h5")
+    p.add_argument("--out-dir", type=Path, default=DEFAULT_RESULTS / "figures")
+    p.add_argument("--only", nargs="+", metavar="FIGURE", help="draw only these figures")
+    p.add_argument("--dpi", type=_positive_int, default=150)
+    p.add_argument("--formats", default="png,pdf", help="comma-separated: png, pdf, svg")
+    p.set_defaults(func=_cmd_figures)
+
+
+def _cmd_figures(args) -> int:
+    from .figures import render
+
+    formats = tuple(f for f in args.formats.split(",") if f)
+    bad = [f for f in formats if f not in ("png", "pdf", "svg")]
+    if bad or not formats:
+        raise GrokpipeError(f"--formats: unknown format(s) {bad}; choose from png, pdf, svg")
+    for path in render(args.metrics, args.out_dir, args.only, args.dpi, formats):
+        print(path)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="grokpipe", description="Reproduce 'Explaining grokking through circuit efficiency'.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     _add_train(sub)
     _add_bench(sub)
+    _add_simulate(sub)
+    _add_aggregate(sub)
+    _add_claims(sub)
+    _add_figures(sub)
     return parser
 
 

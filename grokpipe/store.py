@@ -13,7 +13,7 @@ aggregated file ``results/metrics.h5``::
 
     /                 attrs: format="grokpipe-metrics-1"
     /summary          compound table, one row per run (hyperparameters and final metrics)
-    /runs/<run_id>/   attrs: hyperparameters + experiment + shard; datasets: eval_step and curves
+    /runs/<experiment>.<shard>.<run_id>/   attrs: hyperparameters + experiment + shard; datasets: curves
 
 Readers open with ``swmr=True`` and retry while a writer is still setting a file up. A file that
 is corrupt, truncated or not ours raises :class:`StoreError` (a one-line message), never h5py's
@@ -35,7 +35,7 @@ from .errors import GrokpipeError
 
 SHARD_FORMAT = "grokpipe-shard-1"
 METRICS_FORMAT = "grokpipe-metrics-1"
-BASE_METRICS = ("train_loss", "test_loss", "train_acc", "test_acc", "param_norm")
+BASE_METRICS = ("train_loss", "test_loss", "train_acc", "test_acc", "param_norm", "train_logit")
 
 
 class StoreError(GrokpipeError):
@@ -182,8 +182,9 @@ def shard_files(results_dir: Path) -> list[Path]:
     return sorted(Path(results_dir, "runs").glob("*/*.h5"))
 
 
-def aggregate(shards: list[Path], out: Path) -> int:
-    """Write every run of the given shard files into one metrics file (atomically). Returns the run count."""
+def aggregate(shards: list[Path], out: Path, simulation: dict | None = None) -> int:
+    """Write every run of the given shard files (and the simulation results) into one metrics file,
+    atomically. Returns the run count."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
@@ -195,7 +196,7 @@ def aggregate(shards: list[Path], out: Path) -> int:
             for path in shards:
                 attrs, runs = read_shard(path)
                 for run in runs:
-                    key = f"{run.params['experiment']}.{run.run_id}"
+                    key = f"{run.params['experiment']}.{run.params['shard']}.{run.run_id}"
                     g = runs_group.create_group(key)
                     for k, v in run.params.items():
                         g.attrs[k] = v
@@ -205,6 +206,8 @@ def aggregate(shards: list[Path], out: Path) -> int:
                         g.create_dataset(m, data=c)
                     rows.append(_summary_row(key, run))
             f.create_dataset("summary", data=_summary_table(rows))
+            if simulation is not None:
+                f.create_dataset("simulation_json", data=json.dumps(simulation), dtype=h5py.string_dtype())
         os.replace(tmp, out)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -253,6 +256,15 @@ def read_metrics(path: Path, experiment: str | None = None) -> list[Run]:
         raise
     except (OSError, KeyError, ValueError) as e:
         raise StoreError(f"cannot read {path}: {str(e).splitlines()[0][:100]}") from None
+
+
+def read_simulation(path: Path) -> dict | None:
+    """The minimal-example and Theorem D.4 results stored in a metrics file, if any."""
+    try:
+        with _open(Path(path)) as f:
+            return json.loads(f["simulation_json"][()]) if "simulation_json" in f else None
+    except (OSError, ValueError) as e:
+        raise StoreError(f"cannot read the simulation of {path}: {str(e).splitlines()[0][:100]}") from None
 
 
 def read_summary(path: Path) -> np.ndarray:

@@ -157,6 +157,9 @@ def evaluate(params, spec: ShardSpec, data: ShardData) -> dict[str, np.ndarray]:
     # train metrics use the labels the member trained on; test metrics the true labels
     nll_train = -logp.gather(2, data.train_labels_all.unsqueeze(-1)).squeeze(-1)
     nll_test = -logp.gather(2, data.true_labels.expand(M, -1).unsqueeze(-1)).squeeze(-1)
+    # correct logit minus the mean logit (softmax ignores a shared offset): Fig 3's "correct logit"
+    centred = logits.double() - logits.double().mean(-1, keepdim=True)
+    correct_train = centred.gather(2, data.train_labels_all.unsqueeze(-1)).squeeze(-1)
     pred = logits.argmax(-1)
     right_train = (pred == data.train_labels_all).double()
     right_test = (pred == data.true_labels).double()
@@ -169,7 +172,7 @@ def evaluate(params, spec: ShardSpec, data: ShardData) -> dict[str, np.ndarray]:
     out = {
         "train_loss": mean(nll_train, train), "test_loss": mean(nll_test, test),
         "train_acc": mean(right_train, train), "test_acc": mean(right_test, test),
-        "param_norm": param_norm(params),
+        "param_norm": param_norm(params), "train_logit": mean(correct_train, train),
     }
     out = {k: v.cpu().numpy() for k, v in out.items()}
     if spec.circuits:

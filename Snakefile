@@ -1,0 +1,28 @@
+# grokpipe: every experiment of "Explaining grokking through circuit efficiency" as one DAG.
+#   snakemake --cores all figures                       (quick scale, CPU)
+#   snakemake --cores all figures --config scale=paper  (the paper's scale)
+from snakemake.utils import min_version
+
+min_version("8.10")
+
+
+configfile: "config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/simulate.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/aggregate.smk"
+include: "workflow/rules/figures.smk"
+
+
+rule all:
+    input:
+        FIGURE_FILES,
+        "results/claims.md",
+
+
+rule figures:
+    input:
+        FIGURE_FILES,
+        "results/claims.md",

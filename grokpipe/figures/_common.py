@@ -1,0 +1,82 @@
+"""What every figure shares: the store it reads, the house style, and how it says "not run here"."""
+
+from __future__ import annotations
+
+import os
+from functools import cached_property
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from ..store import Run, read_metrics, read_simulation  # noqa: E402
+
+plt.rcParams.update({
+    "figure.dpi": 100, "axes.spines.top": False, "axes.spines.right": False, "axes.grid": True,
+    "grid.alpha": 0.25, "font.size": 9, "axes.titlesize": 9, "legend.fontsize": 7, "legend.frameon": False,
+})
+TRAIN, TEST = "tab:blue", "tab:orange"
+GEN, MEM, NORM = "tab:green", "tab:red", "tab:gray"
+
+
+class FigureStore:
+    """Runs of the aggregated metrics file, read once and grouped by experiment."""
+
+    def __init__(self, metrics: Path):
+        self.path = metrics
+
+    @cached_property
+    def _runs(self) -> dict[str, list[Run]]:
+        out: dict[str, list[Run]] = {}
+        for run in read_metrics(self.path):
+            out.setdefault(run.params.get("experiment", ""), []).append(run)
+        for runs in out.values():
+            runs.sort(key=lambda r: (r.params.get("task", ""), r.params["n_train"], r.params["weight_decay"],
+                                     r.params["seed"]))
+        return out
+
+    def runs(self, experiment: str, **params) -> list[Run]:
+        from ..analysis import runs_where
+
+        return runs_where(self._runs.get(experiment, []), **params)
+
+    @cached_property
+    def simulation(self) -> dict | None:
+        return read_simulation(self.path)
+
+
+def missing(ax, what: str) -> None:
+    """Say on the figure that its runs are absent at this scale (never an empty silent panel)."""
+    ax.text(0.5, 0.5, f"not run at this scale:\n{what}", ha="center", va="center", transform=ax.transAxes,
+            fontsize=8, color="0.35", wrap=True)
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def steps_axis(run: Run) -> np.ndarray:
+    """Evaluation steps, with step 0 nudged to 1 so log axes can show it."""
+    return np.maximum(run.eval_step, 1)
+
+
+def colour_scale(values, cmap="viridis", log=False):
+    values = np.asarray(values, float)
+    norm = (matplotlib.colors.LogNorm if log else matplotlib.colors.Normalize)(values.min(), values.max())
+    mapper = matplotlib.cm.ScalarMappable(norm=norm, cmap=cmap)
+    return mapper
+
+
+def save(fig, out_dir: Path, name: str, formats, dpi: int) -> list[Path]:
+    """Write each format under a temporary name, then rename: a half-written figure is never left behind."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for ext in formats:
+        path = out_dir / f"{name}.{ext}"
+        tmp = out_dir / f".{name}.{os.getpid()}.tmp.{ext}"
+        fig.savefig(tmp, dpi=dpi, bbox_inches="tight", metadata={"Creator": "grokpipe"} if ext != "png" else None)
+        tmp.replace(path)
+        paths.append(path)
+    plt.close(fig)
+    return paths

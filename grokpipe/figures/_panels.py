@@ -1,0 +1,75 @@
+"""Panels that several figures draw the same way."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..analysis import SEMI_BAND, final, semigrok_status, transitions
+from ._common import GEN, MEM, NORM, TEST, TRAIN, colour_scale, steps_axis
+
+
+def loss_and_accuracy(ax, run, log_x: bool = False, title: str = "") -> None:
+    """Train/test loss (log y) with test accuracy on a twin axis, as in Fig 1."""
+    x = steps_axis(run)
+    ax.plot(x, run.curves["train_loss"], color=TRAIN, label="train loss")
+    ax.plot(x, run.curves["test_loss"], color=TEST, label="test loss")
+    ax.set_yscale("log")
+    ax.set_xlabel("epochs")
+    ax.set_ylabel("loss")
+    if log_x:
+        ax.set_xscale("log")
+    twin = ax.twinx()
+    twin.plot(x, run.curves["test_acc"], color="tab:purple", lw=1, label="test accuracy")
+    twin.set_ylim(-0.02, 1.02)
+    twin.set_ylabel("accuracy")
+    twin.grid(False)
+    lines = ax.get_lines() + twin.get_lines()
+    ax.legend(lines, [l.get_label() for l in lines], loc="center right")
+    ax.set_title(title)
+
+
+def circuits_panel(ax, run, title: str = "") -> None:
+    """Losses (log y) and the C_gen / C_mem correct logits and parameter norm, as in Fig 9."""
+    x = steps_axis(run)
+    ax.plot(x, run.curves["train_loss"], color=TRAIN, label="train loss")
+    ax.plot(x, run.curves["test_loss"], color=TEST, label="test loss")
+    ax.set_yscale("log")
+    ax.set_xlabel("epochs")
+    ax.set_ylabel("loss")
+    twin = ax.twinx()
+    twin.plot(x, run.curves["gen_logit"], color=GEN, ls="--", label="C_trig logit")
+    twin.plot(x, run.curves["mem_logit_train"], color=MEM, ls="--", label="C_mem logit (train)")
+    twin.plot(x, run.curves["param_norm"], color=NORM, ls=":", label="parameter norm")
+    twin.grid(False)
+    lines = ax.get_lines() + twin.get_lines()
+    ax.legend(lines, [l.get_label() for l in lines], loc="upper right")
+    ax.set_title(title)
+
+
+def transition_panel(ax, runs, title: str = "") -> None:
+    """Final test accuracy against D' (log x): a mean line per weight decay, thin dashed lines per seed."""
+    ts = transitions(runs)
+    wds = [t.weight_decay for t in ts]
+    mapper = colour_scale(wds if len(wds) > 1 else [wds[0], wds[0] + 1], cmap="plasma")
+    for t in ts:
+        colour = mapper.to_rgba(t.weight_decay)
+        ax.plot(t.sizes, t.mean_acc, "-o", ms=3, color=colour, label=f"wd {t.weight_decay:g}")
+        for acc in t.seed_acc.values():
+            ax.plot(t.sizes, acc, "--", lw=0.6, alpha=0.6, color=colour)
+    ax.set_xscale("log")
+    ax.set_ylim(-0.03, 1.03)
+    ax.set_xlabel("reduced dataset size D'")
+    ax.set_ylabel("test accuracy")
+    ax.legend(loc="lower right", title="mean; dashed: per seed")
+    ax.set_title(title)
+
+
+def pick_semigrok_run(runs):
+    """The run that best shows semi-grokking: a flagged one with the largest late rise, else the most middling."""
+    status = {r.run_id: semigrok_status(r) for r in runs}
+    flagged = [r for r in runs if status[r.run_id].semi]
+    if flagged:
+        run = max(flagged, key=lambda r: status[r.run_id].final_test_acc - status[r.run_id].test_acc_when_fitted)
+        return run, True
+    mid = np.mean(SEMI_BAND)
+    return min(runs, key=lambda r: abs(final(r, "test_acc") - mid)), False

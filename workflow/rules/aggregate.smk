@@ -1,0 +1,11 @@
+rule aggregate:
+    input:
+        simulation="results/simulation.json",
+        shards=PLAN.outputs(),
+    output:
+        "results/metrics.h5",
+    log:
+        "results/logs/aggregate.log",
+    threads: 1
+    shell:
+        "grokpipe aggregate --simulation {input.simulation} --out {output} {input.shards} > {log} 2>&1"

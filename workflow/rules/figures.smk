@@ -1,0 +1,36 @@
+# One job per figure: each reads only results/metrics.h5 and depends on its own plotting
+# module, so restyling one figure re-renders that figure and nothing else.
+rule figure:
+    input:
+        metrics="results/metrics.h5",
+        code=str(PACKAGE_DIR / "figures" / "{figure}.py"),
+    output:
+        report(
+            [f"results/figures/{{figure}}.{ext}" for ext in FIGURE_FORMATS],
+            caption="../report/figure.rst",
+            category="Figures",
+        ),
+    params:
+        caption=lambda wildcards: FIGURES[wildcards.figure],
+        dpi=config["figures"]["dpi"],
+        formats=",".join(FIGURE_FORMATS),
+    log:
+        "results/logs/figures/{figure}.log",
+    threads: 1
+    shell:
+        "grokpipe figures --metrics {input.metrics} --only {wildcards.figure} --out-dir results/figures"
+        " --dpi {params.dpi} --formats {params.formats} > {log} 2>&1"
+
+
+rule claims:
+    input:
+        metrics="results/metrics.h5",
+        code=str(PACKAGE_DIR / "analysis.py"),
+    output:
+        markdown=report("results/claims.md", caption="../report/claims.rst", category="Claims"),
+        json="results/claims.json",
+    log:
+        "results/logs/claims.log",
+    threads: 1
+    shell:
+        "grokpipe claims --metrics {input.metrics} --markdown {output.markdown} --json {output.json} > {log} 2>&1"

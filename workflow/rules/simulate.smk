@@ -1,0 +1,8 @@
+rule simulate:
+    output:
+        "results/simulation.json",
+    log:
+        "results/logs/simulate.log",
+    threads: 1
+    shell:
+        "grokpipe simulate --json {output} > {log} 2>&1"
