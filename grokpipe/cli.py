@@ -89,8 +89,7 @@ def _add_train(sub) -> None:
 def _cmd_train(args) -> int:
     import itertools
 
-    from .model import ModelConfig
-    from .spec import EvalSchedule, RunSpec, ShardSpec
+    from .spec import EvalSchedule, ModelConfig, RunSpec, ShardSpec
     from .tasks import get_task, n_elements, validate_task
     from .train import train_shard
 
@@ -238,6 +237,22 @@ def _cmd_figures(args) -> int:
     return 0
 
 
+def _add_tui(sub) -> None:
+    p = sub.add_parser("tui", help="browse results and follow runs while they train")
+    p.add_argument("results", type=Path, nargs="?", default=DEFAULT_RESULTS, help="results directory (default results/)")
+    p.add_argument("--config", type=Path, help="the pipeline config, for pending-shard counts (default: ../config.yaml)")
+    p.set_defaults(func=_cmd_tui)
+
+
+def _cmd_tui(args) -> int:
+    if args.results.exists() and not args.results.is_dir():
+        raise GrokpipeError(f"{args.results} is not a results directory")
+    from .tui.app import run
+
+    run(args.results, args.config)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="grokpipe", description="Reproduce 'Explaining grokking through circuit efficiency'.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -247,6 +262,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_aggregate(sub)
     _add_claims(sub)
     _add_figures(sub)
+    _add_tui(sub)
     return parser
 
 

@@ -18,8 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import GrokpipeError
-from .model import ModelConfig
-from .spec import EvalSchedule, RunSpec, ShardSpec, stable_hash
+from .spec import EvalSchedule, ModelConfig, RunSpec, ShardSpec, stable_hash
 from .tasks import TASKS, make_dataset, n_elements, validate_task
 
 EXPERIMENTS = ("grok", "pretrain", "ungrok", "ungrok_tasks", "semigrok", "efficiency_mem", "efficiency_gen")

@@ -24,29 +24,12 @@ against the obvious all-positions implementation, logits and every gradient.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
-
 import torch
 
+from .spec import ModelConfig
 from .tasks import N_POSITIONS
 
 PARAM_NAMES = ("embed", "pos", "W_Q", "W_K", "W_V", "W_O", "W_in", "b_in", "W_out", "b_out", "W_U")
-
-
-@dataclass(frozen=True)
-class ModelConfig:
-    n: int  # number of element tokens; vocabulary n + 2 (<op>, <=>)
-    d_model: int = 128
-    n_heads: int = 4
-    d_head: int = 32
-    d_mlp: int = 512
-
-    @property
-    def vocab(self) -> int:
-        return self.n + 2
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 def param_shapes(cfg: ModelConfig) -> dict[str, tuple[int, ...]]:

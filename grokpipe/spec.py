@@ -14,8 +14,23 @@ from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 
 from .errors import GrokpipeError
-from .model import ModelConfig
 from .tasks import check_n_train, n_elements, validate_task
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    n: int  # number of element tokens; vocabulary n + 2 (<op>, <=>)
+    d_model: int = 128
+    n_heads: int = 4
+    d_head: int = 32
+    d_mlp: int = 512
+
+    @property
+    def vocab(self) -> int:
+        return self.n + 2
+
+    def as_dict(self) -> dict:
+        return asdict(self)
 
 
 def stable_hash(obj, length: int = 12) -> str:

@@ -131,7 +131,7 @@ def _open(path: Path, retries: int = 5, delay: float = 0.2) -> h5py.File:
             return h5py.File(path, "r", swmr=True, libver="latest")
         except FileNotFoundError:
             raise StoreError(f"no such results file: {path}") from None
-        except (OSError, KeyError) as e:
+        except (OSError, KeyError, RuntimeError) as e:  # h5py: RuntimeError for a bad superblock
             last = e
             if attempt + 1 < retries:
                 time.sleep(delay)
@@ -174,7 +174,7 @@ def read_shard(path: Path, with_curves: bool = True) -> tuple[dict, list[Run]]:
             return attrs, runs
     except StoreError:
         raise
-    except (OSError, KeyError, ValueError) as e:
+    except (OSError, KeyError, ValueError, RuntimeError) as e:
         raise StoreError(f"cannot read {path}: {str(e).splitlines()[0][:100]}") from None
 
 
@@ -254,7 +254,7 @@ def read_metrics(path: Path, experiment: str | None = None) -> list[Run]:
             return runs
     except StoreError:
         raise
-    except (OSError, KeyError, ValueError) as e:
+    except (OSError, KeyError, ValueError, RuntimeError) as e:
         raise StoreError(f"cannot read {path}: {str(e).splitlines()[0][:100]}") from None
 
 
@@ -263,7 +263,7 @@ def read_simulation(path: Path) -> dict | None:
     try:
         with _open(Path(path)) as f:
             return json.loads(f["simulation_json"][()]) if "simulation_json" in f else None
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, RuntimeError) as e:
         raise StoreError(f"cannot read the simulation of {path}: {str(e).splitlines()[0][:100]}") from None
 
 
@@ -272,9 +272,82 @@ def read_summary(path: Path) -> np.ndarray:
     try:
         with _open(Path(path)) as f:
             return f["summary"][()]
-    except (OSError, KeyError) as e:
+    except (OSError, KeyError, RuntimeError) as e:
         raise StoreError(f"cannot read the summary of {path}: {str(e).splitlines()[0][:100]}") from None
 
 
 def spec_json(attrs: dict) -> dict:
     return json.loads(attrs["spec"])
+
+
+# ---------------------------------------------------------------- scanning a results directory (TUI)
+
+
+@dataclass
+class ShardStatus:
+    """What a results browser shows for one shard file."""
+
+    path: Path
+    experiment: str
+    state: str  # done | running | stalled | unreadable
+    step: int = 0
+    steps_total: int = 0
+    wall_seconds: float = 0.0
+    error: str = ""
+    runs: list[Run] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return self.path.stem
+
+    @property
+    def steps_per_second(self) -> float:
+        return self.step / self.wall_seconds if self.wall_seconds > 0 else float("nan")
+
+    @property
+    def eta_seconds(self) -> float:
+        rate = self.steps_per_second
+        return (self.steps_total - self.step) / rate if rate > 0 else float("nan")
+
+
+STALLED_AFTER_SECONDS = 120.0
+
+
+def scan_results(results_dir: Path, cache: dict | None = None, now: float | None = None) -> list[ShardStatus]:
+    """Every shard file under ``results_dir/runs``, re-reading only files changed since the last scan.
+
+    ``cache`` (a dict the caller keeps) maps path -> (mtime_ns, size, ShardStatus). A file that
+    cannot be read is reported as ``unreadable`` with the reason and tried again next time."""
+    cache = {} if cache is None else cache
+    now = time.time() if now is None else now
+    out = []
+    for path in shard_files(results_dir):
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            continue
+        key = (st.st_mtime_ns, st.st_size)
+        cached = cache.get(path)
+        if cached and cached[0] == key and cached[1].state != "unreadable":
+            status = cached[1]
+        else:
+            status = _read_status(path)
+            cache[path] = (key, status)
+        if status.state == "running" and now - st.st_mtime > STALLED_AFTER_SECONDS:
+            status.state = "stalled"
+        out.append(status)
+    for gone in set(cache) - {s.path for s in out}:
+        del cache[gone]
+    return out
+
+
+def _read_status(path: Path) -> ShardStatus:
+    experiment = path.parent.name
+    try:
+        attrs, runs = read_shard(path)
+    except StoreError as e:
+        return ShardStatus(path, experiment, "unreadable", error=str(e))
+    p = runs[0].progress if runs else {}
+    return ShardStatus(path, attrs.get("experiment") or experiment, "done" if p.get("done") else "running",
+                       int(p.get("step", 0)), int(p.get("steps_total", 0)), float(p.get("wall_seconds", 0.0)),
+                       runs=runs)

@@ -7,5 +7,7 @@ rule aggregate:
     log:
         "results/logs/aggregate.log",
     threads: 1
+    conda:
+        ENV
     shell:
-        "grokpipe aggregate --simulation {input.simulation} --out {output} {input.shards} > {log} 2>&1"
+        "python -m grokpipe aggregate --simulation {input.simulation} --out {output} {input.shards} > {log} 2>&1"

@@ -18,6 +18,11 @@ DEVICE = SCALE["device"]
 FIGURE_FORMATS = config["figures"]["formats"]
 # Figures and claims depend on their own code: restyling re-renders, and never re-trains.
 PACKAGE_DIR = Path(grokpipe.__file__).parent
+# Every rule runs this checkout's grokpipe (`python -m grokpipe`), inside or outside a
+# Snakemake-managed environment.
+# (Snakemake formats the prefix too: braces are doubled twice.)
+shell.prefix(f"set -euo pipefail; export PYTHONPATH={PACKAGE_DIR.parent}${{{{PYTHONPATH:+:$PYTHONPATH}}}}; ")
+ENV = "../envs/grokpipe.yaml"
 FIGURE_FILES = [f"results/figures/{name}.{ext}" for name in FIGURES for ext in FIGURE_FORMATS]
 
 

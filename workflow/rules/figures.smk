@@ -17,8 +17,10 @@ rule figure:
     log:
         "results/logs/figures/{figure}.log",
     threads: 1
+    conda:
+        ENV
     shell:
-        "grokpipe figures --metrics {input.metrics} --only {wildcards.figure} --out-dir results/figures"
+        "python -m grokpipe figures --metrics {input.metrics} --only {wildcards.figure} --out-dir results/figures"
         " --dpi {params.dpi} --formats {params.formats} > {log} 2>&1"
 
 
@@ -32,5 +34,7 @@ rule claims:
     log:
         "results/logs/claims.log",
     threads: 1
+    conda:
+        ENV
     shell:
-        "grokpipe claims --metrics {input.metrics} --markdown {output.markdown} --json {output.json} > {log} 2>&1"
+        "python -m grokpipe claims --metrics {input.metrics} --markdown {output.markdown} --json {output.json} > {log} 2>&1"

@@ -4,5 +4,7 @@ rule simulate:
     log:
         "results/logs/simulate.log",
     threads: 1
+    conda:
+        ENV
     shell:
-        "grokpipe simulate --json {output} > {log} 2>&1"
+        "python -m grokpipe simulate --json {output} > {log} 2>&1"

@@ -22,6 +22,8 @@ for _experiment in EXPERIMENTS:
             runtime=runtime_min,
         wildcard_constraints:
             experiment=_experiment,
+        conda:
+            ENV
         shell:
-            "grokpipe train {params.args} --out {output} --checkpoint {params.checkpoint}"
+            "python -m grokpipe train {params.args} --out {output} --checkpoint {params.checkpoint}"
             " --threads {threads} > {log} 2>&1"
