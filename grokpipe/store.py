@@ -22,6 +22,8 @@ own traceback.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import time
@@ -63,18 +65,39 @@ class Run:
 # ---------------------------------------------------------------- writing a shard file
 
 
+def _reason(error: OSError) -> str:
+    return error.strerror or str(error).splitlines()[0][:100]
+
+
+class _writing:
+    """Turn an OS error while writing ``path`` (disk full, not a directory, ...) into a one-line StoreError."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, error, tb):
+        if kind is not None and issubclass(kind, (OSError, RuntimeError)):  # h5py: RuntimeError on failed flushes
+            raise StoreError(f"cannot write {self.path}: {_reason(error)}") from None
+        return False
+
+
 class ShardWriter:
-    """Writes one shard file: created complete under a temporary name, renamed, then appended in SWMR mode."""
+    """Writes one shard file: built complete in memory, written under a temporary name and renamed,
+    then appended in SWMR mode.
+
+    Building in memory keeps a full disk an ordinary OSError from a plain file write (HDF5's own
+    failed writes surface only in deallocators), so it becomes a one-line error and no torn file."""
 
     def __init__(self, path: Path, attrs: dict, runs: list[tuple[str, dict]], metrics: list[str],
                  history: dict | None = None, steps_total: int = 0):
         self.path = Path(path)
         self.metrics = list(metrics)
         self.run_ids = [rid for rid, _ in runs]
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        f = h5py.File(tmp, "w", libver="latest")
-        try:
+        image = io.BytesIO()
+        with h5py.File(image, "w", libver="latest") as f:
             f.attrs["format"] = SHARD_FORMAT
             for k, v in attrs.items():
                 f.attrs[k] = v
@@ -89,19 +112,27 @@ class ShardWriter:
                 for m in self.metrics:
                     data = np.asarray(history[m][:, i] if history and m in history else [], dtype=np.float64)
                     g.create_dataset(m, data=data, maxshape=(None,), chunks=(256,))
-            f.flush()
-            f.close()
-            os.replace(tmp, self.path)
-        except BaseException:
-            f.close()
-            tmp.unlink(missing_ok=True)
-            raise
-        self.file = h5py.File(self.path, "r+", libver="latest")
-        self.file.swmr_mode = True
+        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        try:
+            with _writing(self.path):
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                tmp.write_bytes(image.getbuffer())
+                os.replace(tmp, self.path)
+        finally:
+            with contextlib.suppress(OSError):  # gone after the rename, or never made
+                tmp.unlink()
+        with _writing(self.path):
+            self.file = h5py.File(self.path, "r+", libver="latest")
+            self.file.swmr_mode = True
         self._datasets = [[self.file[f"runs/{rid}/{m}"] for m in self.metrics] for rid in self.run_ids]
 
     def append(self, step: int, values: dict[str, np.ndarray], steps_total: int, wall_seconds: float) -> None:
         """Add one evaluation: ``values[metric]`` has one entry per run."""
+        with _writing(self.path):
+            self._append(step, values)
+        self.set_progress(step, steps_total, wall_seconds, done=False)
+
+    def _append(self, step: int, values: dict[str, np.ndarray]) -> None:
         es = self.file["eval_step"]
         n = es.shape[0] + 1
         es.resize((n,))
@@ -110,11 +141,11 @@ class ShardWriter:
             for m, ds in zip(self.metrics, row):
                 ds.resize((n,))
                 ds[n - 1] = values[m][i]
-        self.set_progress(step, steps_total, wall_seconds, done=False)
 
     def set_progress(self, step: int, steps_total: int, wall_seconds: float, done: bool) -> None:
-        self.file["progress"][...] = [step, steps_total, wall_seconds, float(done)]
-        self.file.flush()
+        with _writing(self.path):
+            self.file["progress"][...] = [step, steps_total, wall_seconds, float(done)]
+            self.file.flush()
 
     def close(self) -> None:
         self.file.close()

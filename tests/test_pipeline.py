@@ -109,3 +109,18 @@ def test_lint_is_clean():
 def test_the_paper_scale_dry_runs():
     counts = planned_jobs(REPO, "figures", "--config", "scale=paper")
     assert counts["ungrok"] >= 9 and counts["semigrok"] == 4 and counts["pretrain"] == 10
+
+
+def test_a_multi_job_run_through_a_cluster_executor_plugin(tmp_path):
+    """The real cluster path, minus the cluster: every job is submitted through cluster-generic."""
+    shutil.copy(TINY, tmp_path / "config.yaml")
+    submit = f"bash {REPO / 'tests' / 'data' / 'local_submit.sh'}"
+    snakemake(tmp_path, "--executor", "cluster-generic", "--cluster-generic-submit-cmd", submit, "--jobs", "4",
+              "--latency-wait", "30", "figures")
+    assert (tmp_path / "results" / "claims.md").is_file()
+    assert planned_jobs(tmp_path, "figures") == {}
+
+
+def test_the_slurm_profile_dry_runs_at_paper_scale():
+    counts = planned_jobs(REPO, "figures", "--profile", "workflow/profiles/slurm", "--config", "scale=paper")
+    assert counts["pretrain"] == 10 and counts["figure"] == 11

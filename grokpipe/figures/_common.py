@@ -61,6 +61,21 @@ def steps_axis(run: Run) -> np.ndarray:
     return np.maximum(run.eval_step, 1)
 
 
+def log_scale(ax, axis: str = "x") -> None:
+    """A log axis for data already plotted. Over a few decades, matplotlib labels minor ticks until
+    they collide; there, label 1, 2, 5 x 10^k in plain numbers instead."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    getattr(ax, f"set_{axis}scale")("log")
+    low, high = ax.dataLim.intervalx if axis == "x" else ax.dataLim.intervaly
+    if not (low > 0 and np.isfinite(high)) or high / low > 1e3:
+        return
+    target = ax.xaxis if axis == "x" else ax.yaxis
+    target.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+    target.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    target.set_minor_formatter(NullFormatter())
+
+
 def colour_scale(values, cmap="viridis", log=False):
     values = np.asarray(values, float)
     norm = (matplotlib.colors.LogNorm if log else matplotlib.colors.Normalize)(values.min(), values.max())

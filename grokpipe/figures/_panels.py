@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..analysis import SEMI_BAND, final, semigrok_status, transitions
-from ._common import GEN, MEM, NORM, TEST, TRAIN, colour_scale, steps_axis
+from ._common import GEN, MEM, NORM, TEST, TRAIN, colour_scale, log_scale, steps_axis
 
 
 def loss_and_accuracy(ax, run, log_x: bool = False, title: str = "") -> None:
@@ -13,11 +13,11 @@ def loss_and_accuracy(ax, run, log_x: bool = False, title: str = "") -> None:
     x = steps_axis(run)
     ax.plot(x, run.curves["train_loss"], color=TRAIN, label="train loss")
     ax.plot(x, run.curves["test_loss"], color=TEST, label="test loss")
-    ax.set_yscale("log")
+    log_scale(ax, "y")
     ax.set_xlabel("epochs")
     ax.set_ylabel("loss")
     if log_x:
-        ax.set_xscale("log")
+        log_scale(ax, "x")
     twin = ax.twinx()
     twin.plot(x, run.curves["test_acc"], color="tab:purple", lw=1, label="test accuracy")
     twin.set_ylim(-0.02, 1.02)
@@ -33,7 +33,7 @@ def circuits_panel(ax, run, title: str = "") -> None:
     x = steps_axis(run)
     ax.plot(x, run.curves["train_loss"], color=TRAIN, label="train loss")
     ax.plot(x, run.curves["test_loss"], color=TEST, label="test loss")
-    ax.set_yscale("log")
+    log_scale(ax, "y")
     ax.set_xlabel("epochs")
     ax.set_ylabel("loss")
     twin = ax.twinx()
@@ -56,7 +56,7 @@ def transition_panel(ax, runs, title: str = "") -> None:
         ax.plot(t.sizes, t.mean_acc, "-o", ms=3, color=colour, label=f"wd {t.weight_decay:g}")
         for acc in t.seed_acc.values():
             ax.plot(t.sizes, acc, "--", lw=0.6, alpha=0.6, color=colour)
-    ax.set_xscale("log")
+    log_scale(ax, "x")
     ax.set_ylim(-0.03, 1.03)
     ax.set_xlabel("reduced dataset size D'")
     ax.set_ylabel("test accuracy")

@@ -3,7 +3,7 @@
 import matplotlib.pyplot as plt
 import numpy as np
 
-from ._common import GEN, MEM, NORM, TEST, TRAIN, missing
+from ._common import GEN, MEM, NORM, TEST, TRAIN, log_scale, missing
 
 TITLES = {"a": "(a) all three ingredients", "b": "(b) C_gen less efficient than C_mem", "c": "(c) equal learning speeds"}
 
@@ -20,7 +20,7 @@ def draw(store):
         steps = np.arange(len(c["train_loss"]))
         ax.plot(steps, c["train_loss"], color=TRAIN, label="train loss")
         ax.plot(steps, c["test_loss"], color=TEST, label="test loss")
-        ax.set_yscale("log")
+        log_scale(ax, "y")
         ax.set_xlabel("steps")
         ax.set_ylabel("loss")
         twin = ax.twinx()

@@ -4,7 +4,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from ..analysis import efficiency_triples, final, logit_buckets
-from ._common import colour_scale, missing
+from ._common import colour_scale, log_scale, missing
 
 
 def _scatter(ax, fig, t, title):
@@ -13,8 +13,8 @@ def _scatter(ax, fig, t, title):
     edges = logit_buckets(t[:, 0])
     for level in np.sqrt(edges[:-1] * edges[1:]):
         ax.axhline(level, ls=":", lw=0.7, color="0.5")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
+    log_scale(ax, "x")
+    log_scale(ax, "y")
     ax.set_xlabel("parameter norm")
     ax.set_ylabel("correct logit")
     fig.colorbar(mapper, ax=ax, label="dataset size")
@@ -32,8 +32,8 @@ def _isologit(ax, fig, t, title):
             continue
         norms = [inside[inside[:, 2] == d, 1].mean() for d in sizes]
         ax.plot(sizes, norms, "-o", ms=3, color=mapper.to_rgba(c))
-    ax.set_xscale("log")
-    ax.set_yscale("log")
+    log_scale(ax, "x")
+    log_scale(ax, "y")
     ax.set_xlabel("dataset size")
     ax.set_ylabel("parameter norm")
     fig.colorbar(mapper, ax=ax, label="correct logit (bucket)")

@@ -2,7 +2,7 @@
 
 import matplotlib.pyplot as plt
 
-from ._common import NORM, TEST, TRAIN, missing
+from ._common import NORM, TEST, TRAIN, log_scale, missing
 from ._panels import pick_semigrok_run
 
 
@@ -21,7 +21,7 @@ def draw(store):
     axes[0].legend()
     axes[1].plot(x, run.curves["train_loss"], color=TRAIN)
     axes[1].plot(x, run.curves["test_loss"], color=TEST)
-    axes[1].set_yscale("log")
+    log_scale(axes[1], "y")
     axes[1].set_ylabel("loss")
     axes[2].plot(x, run.curves["param_norm"], color=NORM)
     axes[2].set_ylabel("parameter norm")

@@ -4,7 +4,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from ..analysis import final
-from ._common import colour_scale, missing
+from ._common import colour_scale, log_scale, missing
 
 
 def _by_norm_bucket(ax, rows, mapper, y_index):
@@ -31,15 +31,15 @@ def draw(store):
     positive = rows[rows[:, 2] > 0]
     axes[0].scatter(positive[:, 0], positive[:, 2], c=mapper.to_rgba(positive[:, 1]), s=14)
     _by_norm_bucket(axes[0], positive, mapper, 2)
-    axes[0].set_xscale("log")
-    axes[0].set_yscale("log")
+    log_scale(axes[0], "x")
+    log_scale(axes[0], "y")
     axes[0].set_xlabel("dataset size")
     axes[0].set_ylabel("o_t / o_m")
     dropped = len(rows) - len(positive)
     axes[0].set_title("(a) logit ratio" + (f" ({dropped} runs with o_m <= 0 not shown)" if dropped else ""))
     axes[1].scatter(rows[:, 0], rows[:, 3], c=mapper.to_rgba(rows[:, 1]), s=14)
     _by_norm_bucket(axes[1], rows, mapper, 3)
-    axes[1].set_xscale("log")
+    log_scale(axes[1], "x")
     axes[1].set_ylim(-0.03, 1.03)
     axes[1].set_xlabel("dataset size")
     axes[1].set_ylabel("test accuracy")
