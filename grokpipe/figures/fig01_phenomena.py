@@ -35,8 +35,8 @@ def draw(store):
     semi = store.runs("semigrok")
     if semi:
         run, flagged = pick_semigrok_run(semi)
-        note = "" if flagged else " (no run met the semi-grokking criterion; most middling shown)"
-        loss_and_accuracy(axes[2], run, title=f"(c) semi-grokking: D={run.params['n_train']}, seed {run.params['seed']}{note}")
+        what = "semi-grokking" if flagged else "semi-grokking attempt (criterion not met)"
+        loss_and_accuracy(axes[2], run, title=f"(c) {what}: D={run.params['n_train']}, seed {run.params['seed']}")
     else:
         missing(axes[2], "semigrok runs")
     return fig
