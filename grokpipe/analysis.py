@@ -137,11 +137,14 @@ class SemiGrok:
     seed: int
     final_test_acc: float
     test_acc_when_fitted: float  # test accuracy when train accuracy first reached 0.99
-    semi: bool  # fitted early, then rose to a middling (not full) accuracy
+    late_range: float  # max - min of test accuracy over the last PLATEAU_FRACTION of training
+    semi: bool  # fitted early, then rose to a middling (not full) accuracy, and stayed there
 
 
 SEMI_BAND = (0.2, 0.85)
 SEMI_RISE = 0.1
+PLATEAU_FRACTION = 0.25  # semi-grokking is a middling accuracy at convergence, not a run caught mid-grok
+PLATEAU_RANGE = 0.1
 
 
 def semigrok_status(run: Run) -> SemiGrok:
@@ -149,13 +152,17 @@ def semigrok_status(run: Run) -> SemiGrok:
     test = run.curves["test_acc"]
     at_fit = float(test[np.searchsorted(run.eval_step, fitted)]) if np.isfinite(fitted) else float("nan")
     final_test = final(run, "test_acc")
+    late = test[run.eval_step >= (1 - PLATEAU_FRACTION) * run.eval_step[-1]]
+    late_range = float(late.max() - late.min()) if len(late) else float("nan")
     semi = (
         final(run, "train_acc") >= 0.99
         and SEMI_BAND[0] <= final_test <= SEMI_BAND[1]
         and np.isfinite(at_fit)
         and final_test - at_fit >= SEMI_RISE
+        and late_range <= PLATEAU_RANGE
     )
-    return SemiGrok(run.run_id, int(run.params["n_train"]), int(run.params["seed"]), final_test, at_fit, bool(semi))
+    return SemiGrok(run.run_id, int(run.params["n_train"]), int(run.params["seed"]), final_test, at_fit,
+                    late_range, bool(semi))
 
 
 # ---------------------------------------------------------------- claims
@@ -255,13 +262,18 @@ def claim_p3(ungrok_runs: list[Run]) -> Claim:
 def claim_p4(semigrok_runs: list[Run]) -> Claim:
     statement = "P4 semi-grokking occurs: from a random start, at D near D_crit, test accuracy rises late to a middling value"
     threshold = (f"at least one run with final train acc >= 0.99, final test acc in [{SEMI_BAND[0]}, {SEMI_BAND[1]}], "
-                 f"and >= {SEMI_RISE} above the test accuracy it had when it first fitted the training set")
+                 f">= {SEMI_RISE} above the test accuracy it had when it first fitted the training set, and settled: "
+                 f"test accuracy within {PLATEAU_RANGE} over the last {PLATEAU_FRACTION:.0%} of training")
     if not semigrok_runs:
         return _not_run("P4", statement, threshold, "no semigrok runs")
     status = [semigrok_status(r) for r in semigrok_runs]
     semi = [s for s in status if s.semi]
+    middling = [s for s in status if SEMI_BAND[0] <= s.final_test_acc <= SEMI_BAND[1] and not s.semi]
     finals = ", ".join(f"{s.final_test_acc:.2f}" for s in semi)
     measured = f"{len(semi)} of {len(status)} runs semi-grokked" + (f" (final test accuracy {finals})" if semi else "")
+    if middling:
+        measured += (f"; {len(middling)} more ended at middling accuracy still changing (range "
+                     + ", ".join(f"{s.late_range:.2f}" for s in middling) + " over the last quarter): not converged")
     return Claim("P4", statement, measured, threshold, "PASS" if semi else "FAIL",
                  {"runs": [asdict(s) for s in status]})
 

@@ -72,9 +72,9 @@ def _reference_step(cfg: ModelConfig, data: ShardData, device: torch.device):
     tokens = tokens_for(cfg, data.x[0], data.y[0])
     labels = data.labels[0]
 
-    def step():
+    def step():  # loss in float64 on the last position, as public grokking code and grokpipe's trainer compute it
         opt.zero_grad()
-        logits = reference_forward(params, cfg, tokens)[:, -1]
+        logits = reference_forward(params, cfg, tokens)[:, -1].double()
         torch.nn.functional.cross_entropy(logits, labels).backward()
         opt.step()
 

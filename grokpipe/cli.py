@@ -253,6 +253,39 @@ def _cmd_tui(args) -> int:
     return 0
 
 
+def _add_plan(sub) -> None:
+    p = sub.add_parser("plan", help="what a scale of the pipeline trains, and what it costs")
+    p.add_argument("--config", type=Path, default=Path("config.yaml"))
+    p.add_argument("--scale", help="override the config's scale (quick, paper)")
+    p.add_argument("--tflops", type=_float, default=20.0,
+                   help="sustained training throughput to cost it at, TFLOP/s (default 20: float32 on one modern GPU)")
+    p.set_defaults(func=_cmd_plan)
+
+
+def _cmd_plan(args) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from .config import load_config_file, load_plan, plan_cost
+
+    config = load_config_file(args.config)
+    if args.scale:
+        config["scale"] = args.scale
+    plan = load_plan(config)
+    table = Table(title=f"{plan.scale} scale: training cost at {args.tflops:g} TFLOP/s sustained")
+    for col in ("experiment", "shards", "runs", "run-steps", "PFLOP", "hours"):
+        table.add_column(col, justify="right")
+    total = {"shards": 0, "runs": 0, "run_steps": 0, "flops": 0.0}
+    for experiment, row in plan_cost(plan).items():
+        table.add_row(experiment, str(row["shards"]), str(row["runs"]), f"{row['run_steps']:.3g}",
+                      f"{row['flops'] / 1e15:.3g}", f"{row['flops'] / (args.tflops * 1e12) / 3600:.3g}")
+        total = {k: total[k] + row[k] for k in total}
+    table.add_row("total", str(total["shards"]), str(total["runs"]), f"{total['run_steps']:.3g}",
+                  f"{total['flops'] / 1e15:.3g}", f"{total['flops'] / (args.tflops * 1e12) / 3600:.3g}")
+    Console().print(table)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="grokpipe", description="Reproduce 'Explaining grokking through circuit efficiency'.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -263,6 +296,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_claims(sub)
     _add_figures(sub)
     _add_tui(sub)
+    _add_plan(sub)
     return parser
 
 

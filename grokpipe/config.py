@@ -233,3 +233,19 @@ def validate_config(config: dict, schema_path: Path) -> None:
     if error is not None:
         where = ".".join(str(p) for p in error.absolute_path) or "(top level)"
         raise GrokpipeError(f"config {where}: {error.message}")
+
+
+def plan_cost(plan: Plan) -> dict[str, dict]:
+    """Per experiment: shards, runs, steps and training FLOPs (3 x forward, padded ensembles)."""
+    from .model import flops_per_example
+
+    out: dict[str, dict] = {}
+    for (experiment, _), job in plan.jobs.items():
+        spec = job.spec
+        per_step = 3 * flops_per_example(spec.model)["fast"] * len(spec.runs) * max(r.n_train for r in spec.runs)
+        row = out.setdefault(experiment, {"shards": 0, "runs": 0, "run_steps": 0, "flops": 0.0})
+        row["shards"] += 1
+        row["runs"] += len(spec.runs)
+        row["run_steps"] += len(spec.runs) * spec.steps
+        row["flops"] += per_step * spec.steps
+    return out

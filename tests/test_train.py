@@ -143,3 +143,14 @@ def test_a_torn_checkpoint_is_refused(tmp_path):
     (tmp_path / "torn.pt").write_bytes(data[: len(data) // 2])
     with pytest.raises(GrokpipeError, match="corrupt"):
         load_checkpoint(tmp_path / "torn.pt")
+
+
+def test_training_members_in_chunks_matches_one_pass(tmp_path, monkeypatch):
+    import grokpipe.train as train_module
+
+    one_pass = train_shard(_spec(60), tmp_path / "a.h5", tmp_path / "a.pt", threads=1, show_progress=False)
+    monkeypatch.setattr(train_module, "CPU_EXAMPLES_PER_PASS", 90)  # one member per pass
+    assert len(train_module.member_chunks(3, 90, torch.device("cpu"))) == 3
+    chunked = train_shard(_spec(60), tmp_path / "b.h5", tmp_path / "b.pt", threads=1, show_progress=False)
+    for metric in ("train_loss", "test_loss", "param_norm"):
+        assert np.allclose(one_pass[metric], chunked[metric], rtol=1e-4), metric

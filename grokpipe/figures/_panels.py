@@ -8,42 +8,55 @@ from ..analysis import SEMI_BAND, final, semigrok_status, transitions
 from ._common import GEN, MEM, NORM, TEST, TRAIN, colour_scale, log_scale, steps_axis
 
 
-def loss_and_accuracy(ax, run, log_x: bool = False, title: str = "") -> None:
-    """Train/test loss (log y) with test accuracy on a twin axis, as in Fig 1."""
-    x = steps_axis(run)
-    ax.plot(x, run.curves["train_loss"], color=TRAIN, label="train loss")
-    ax.plot(x, run.curves["test_loss"], color=TEST, label="test loss")
+def losses_with_twin(ax, x, train_loss, test_loss, log_x: bool = False, x_label: str = "epochs"):
+    """Train/test loss on a log axis; returns a twin axis for what the figure adds beside them."""
+    ax.plot(x, train_loss, color=TRAIN, label="train loss")
+    ax.plot(x, test_loss, color=TEST, label="test loss")
     log_scale(ax, "y")
-    ax.set_xlabel("epochs")
-    ax.set_ylabel("loss")
     if log_x:
         log_scale(ax, "x")
+    ax.set_xlabel(x_label)
+    ax.set_ylabel("loss")
     twin = ax.twinx()
-    twin.plot(x, run.curves["test_acc"], color="tab:purple", lw=1, label="test accuracy")
+    twin.grid(False)
+    return twin
+
+
+def joint_legend(ax, twin, loc: str) -> None:
+    lines = ax.get_lines() + twin.get_lines()
+    ax.legend(lines, [l.get_label() for l in lines], loc=loc)
+
+
+def loss_and_accuracy(ax, run, log_x: bool = False, title: str = "") -> None:
+    """Train/test loss (log y) with test accuracy on a twin axis, as in Fig 1."""
+    twin = losses_with_twin(ax, steps_axis(run), run.curves["train_loss"], run.curves["test_loss"], log_x)
+    twin.plot(steps_axis(run), run.curves["test_acc"], color="tab:purple", lw=1, label="test accuracy")
     twin.set_ylim(-0.02, 1.02)
     twin.set_ylabel("accuracy")
-    twin.grid(False)
-    lines = ax.get_lines() + twin.get_lines()
-    ax.legend(lines, [l.get_label() for l in lines], loc="center right")
+    joint_legend(ax, twin, "center right")
     ax.set_title(title)
 
 
 def circuits_panel(ax, run, title: str = "") -> None:
     """Losses (log y) and the C_gen / C_mem correct logits and parameter norm, as in Fig 9."""
     x = steps_axis(run)
-    ax.plot(x, run.curves["train_loss"], color=TRAIN, label="train loss")
-    ax.plot(x, run.curves["test_loss"], color=TEST, label="test loss")
-    log_scale(ax, "y")
-    ax.set_xlabel("epochs")
-    ax.set_ylabel("loss")
-    twin = ax.twinx()
+    twin = losses_with_twin(ax, x, run.curves["train_loss"], run.curves["test_loss"])
     twin.plot(x, run.curves["gen_logit"], color=GEN, ls="--", label="C_trig logit")
     twin.plot(x, run.curves["mem_logit_train"], color=MEM, ls="--", label="C_mem logit (train)")
     twin.plot(x, run.curves["param_norm"], color=NORM, ls=":", label="parameter norm")
-    twin.grid(False)
-    lines = ax.get_lines() + twin.get_lines()
-    ax.legend(lines, [l.get_label() for l in lines], loc="upper right")
+    joint_legend(ax, twin, "upper right")
     ax.set_title(title)
+
+
+def coloured_curves(fig, ax, runs, colour_values, colour_label: str, log_colour: bool = False) -> None:
+    """Test accuracy over training for many runs, each coloured by a value, with its colour bar (Figs 5, 7)."""
+    mapper = colour_scale(colour_values, log=log_colour)
+    for run, value in sorted(zip(runs, colour_values), key=lambda pair: pair[1]):
+        ax.plot(run.eval_step, run.curves["test_acc"], lw=0.9, color=mapper.to_rgba(value))
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_xlabel("epochs")
+    ax.set_ylabel("test accuracy")
+    fig.colorbar(mapper, ax=ax, label=colour_label)
 
 
 def transition_panel(ax, runs, title: str = "") -> None:

@@ -3,7 +3,8 @@
 import matplotlib.pyplot as plt
 import numpy as np
 
-from ._common import GEN, MEM, NORM, TEST, TRAIN, log_scale, missing
+from ._common import GEN, MEM, NORM, missing
+from ._panels import joint_legend, losses_with_twin
 
 TITLES = {"a": "(a) all three ingredients", "b": "(b) C_gen less efficient than C_mem", "c": "(c) equal learning speeds"}
 
@@ -18,19 +19,12 @@ def draw(store):
     for ax, case in zip(axes, sim["cases"]):
         c = case["curves"]
         steps = np.arange(len(c["train_loss"]))
-        ax.plot(steps, c["train_loss"], color=TRAIN, label="train loss")
-        ax.plot(steps, c["test_loss"], color=TEST, label="test loss")
-        log_scale(ax, "y")
-        ax.set_xlabel("steps")
-        ax.set_ylabel("loss")
-        twin = ax.twinx()
+        twin = losses_with_twin(ax, steps, c["train_loss"], c["test_loss"], x_label="steps")
         twin.plot(steps, c["gen_weight"], color=GEN, ls="--", label="gen logit")
         twin.plot(steps, c["mem_weight"], color=MEM, ls="--", label="mem logit")
         twin.plot(steps, c["param_norm"], color=NORM, ls=":", label="parameter norm")
         twin.set_ylim(0, 10.5)
-        twin.grid(False)
-        lines = ax.get_lines() + twin.get_lines()
-        ax.legend(lines, [l.get_label() for l in lines], loc="center right")
+        joint_legend(ax, twin, "center right")
         name = case["case"]["name"]
         ax.set_title(f"{TITLES.get(name, name)}: P_G={case['case']['P_gen']:g}, P_M={case['case']['P_mem']:g}, "
                      f"w_G2(0)={case['case']['w_gen2']:g}")

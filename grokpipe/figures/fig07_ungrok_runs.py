@@ -2,7 +2,8 @@
 
 import matplotlib.pyplot as plt
 
-from ._common import colour_scale, missing
+from ._common import missing
+from ._panels import coloured_curves
 
 
 def draw(store):
@@ -14,12 +15,6 @@ def draw(store):
     wds = sorted({r.params["weight_decay"] for r in runs})
     wd = min(wds, key=lambda w: abs(w - 1.0))
     chosen = [r for r in runs if r.params["weight_decay"] == wd]
-    mapper = colour_scale([r.params["n_train"] for r in chosen], log=True)
-    for r in chosen:
-        ax.plot(r.eval_step, r.curves["test_acc"], lw=0.9, color=mapper.to_rgba(r.params["n_train"]))
-    ax.set_ylim(-0.02, 1.02)
-    ax.set_xlabel("epochs")
-    ax.set_ylabel("test accuracy")
+    coloured_curves(fig, ax, chosen, [r.params["n_train"] for r in chosen], "reduced dataset size D'", log_colour=True)
     ax.set_title(f"ungrokking runs at weight decay {wd:g} ({len(chosen)} runs)")
-    fig.colorbar(mapper, ax=ax, label="reduced dataset size D'")
     return fig

@@ -23,6 +23,9 @@ PACKAGE_DIR = Path(grokpipe.__file__).parent
 # (Snakemake formats the prefix too: braces are doubled twice.)
 shell.prefix(f"set -euo pipefail; export PYTHONPATH={PACKAGE_DIR.parent}${{{{PYTHONPATH:+:$PYTHONPATH}}}}; ")
 ENV = "../envs/grokpipe.yaml"
+FIGURE_SHARED_CODE = [
+    str(PACKAGE_DIR / "figures" / name) for name in ("__init__.py", "_common.py", "_panels.py")
+] + [str(PACKAGE_DIR / "analysis.py"), str(PACKAGE_DIR / "store.py")]
 FIGURE_FILES = [f"results/figures/{name}.{ext}" for name in FIGURES for ext in FIGURE_FORMATS]
 
 

@@ -1,9 +1,10 @@
 # One job per figure: each reads only results/metrics.h5 and depends on its own plotting
-# module, so restyling one figure re-renders that figure and nothing else.
+# module and the code all figures share, so restyling one figure re-renders that figure only.
 rule figure:
     input:
         metrics="results/metrics.h5",
         code=str(PACKAGE_DIR / "figures" / "{figure}.py"),
+        shared=FIGURE_SHARED_CODE,
     output:
         report(
             [f"results/figures/{{figure}}.{ext}" for ext in FIGURE_FORMATS],
