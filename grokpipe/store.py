@@ -101,6 +101,9 @@ class ShardWriter:
             f.attrs["format"] = SHARD_FORMAT
             for k, v in attrs.items():
                 f.attrs[k] = v
+            # the same hyperparameters as the per-run attributes, in one read (thousands of runs open fast)
+            f.attrs["runs_json"] = json.dumps(runs, default=_plain)
+            f.attrs["metrics"] = json.dumps(self.metrics)
             steps = np.asarray((history or {}).get("eval_step", []), dtype=np.int64)
             f.create_dataset("eval_step", data=steps, maxshape=(None,), chunks=(256,))
             f.create_dataset("progress", data=np.array([steps[-1] if len(steps) else 0, steps_total, 0.0, 0.0]))
@@ -169,6 +172,10 @@ def _open(path: Path, retries: int = 5, delay: float = 0.2) -> h5py.File:
     raise StoreError(f"cannot read {path}: not a readable HDF5 file ({str(last).splitlines()[0][:80]})")
 
 
+def _plain(v):
+    return v.item() if isinstance(v, np.generic) else str(v)
+
+
 def _decode(v):
     if isinstance(v, bytes):
         return v.decode()
@@ -195,11 +202,15 @@ def read_shard(path: Path, with_curves: bool = True) -> tuple[dict, list[Run]]:
             eval_step = f["eval_step"][()]
             progress = dict(zip(("step", "steps_total", "wall_seconds", "done"), map(float, progress_raw)))
             progress["done"] = bool(progress["done"])
+            listed = json.loads(attrs.pop("runs_json")) if "runs_json" in attrs else None
+            metrics = json.loads(attrs.pop("metrics")) if "metrics" in attrs else None
+            group = f["runs"]
             runs = []
-            for rid, g in f["runs"].items():
-                params = {k: _decode(v) for k, v in g.attrs.items()}
+            for rid, params in listed or [(rid, None) for rid in group]:
+                g = group[rid]
+                params = dict(params) if params is not None else {k: _decode(v) for k, v in g.attrs.items()}
                 params.update(experiment=attrs.get("experiment", ""), shard=path.stem)
-                curves = {m: g[m][()] for m in g} if with_curves else {}
+                curves = {m: g[m][()] for m in (metrics or g)} if with_curves else {}
                 n = min([len(eval_step)] + [len(c) for c in curves.values()])  # a reader may see a half-appended row
                 runs.append(Run(rid, params, eval_step[:n], {m: c[:n] for m, c in curves.items()}, progress))
             return attrs, runs
@@ -306,9 +317,6 @@ def read_summary(path: Path) -> np.ndarray:
     except (OSError, KeyError, RuntimeError) as e:
         raise StoreError(f"cannot read the summary of {path}: {str(e).splitlines()[0][:100]}") from None
 
-
-def spec_json(attrs: dict) -> dict:
-    return json.loads(attrs["spec"])
 
 
 # ---------------------------------------------------------------- scanning a results directory (TUI)

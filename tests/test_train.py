@@ -81,7 +81,10 @@ def test_sigterm_stops_cleanly_with_a_checkpoint(tmp_path):
     args = [sys.executable, "-m", "grokpipe", "train", *TINY, "--n-train", "60", "--steps", "100000",
             "--checkpoint-every", "100000", "--out", str(tmp_path / "s.h5")]
     proc = subprocess.Popen(args, stderr=subprocess.PIPE, text=True)
-    time.sleep(2.5)
+    deadline = time.monotonic() + 120
+    while not (tmp_path / "s.h5").exists() and time.monotonic() < deadline:  # the loop (and its handler) is up
+        time.sleep(0.05)
+    time.sleep(0.5)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 2 and "checkpoint saved" in err and "Traceback" not in err

@@ -184,9 +184,6 @@ class GrokpipeApp(App):
     def action_rescan(self) -> None:
         self.rescan()
 
-    def on_screen_resume(self) -> None:
-        self.apply_scan(self.shards)
-
 
 def run(results_dir: Path, config: Path | None = None) -> None:
     GrokpipeApp(results_dir, config).run()
