@@ -78,6 +78,9 @@ async def test_a_bad_filter_is_reported_not_raised(results):
         await pilot.pause(0.1)
         # "D=x" is refused; the last good filter ("exp=grok D": D as a bare word, matching task "add") stays
         assert app.screen.query_one(RunTable).row_count == 2
+        assert not app._notifications  # no error toasts while typing
+        await pilot.press("enter")
+        await pilot.pause(0.1)
         assert any("needs a number" in n.message for n in app._notifications)
 
 

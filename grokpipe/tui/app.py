@@ -138,11 +138,13 @@ class GrokpipeApp(App):
         visible = [k for k, row in self.values.items() if all(c.holds(row) for c in self.conditions)]
         self.screen.query_one(RunTable).show(self.values, visible)
 
-    def set_filter(self, text: str) -> None:
+    def set_filter(self, text: str, report_errors: bool = False) -> None:
+        """Apply a filter; one that does not parse (yet, while typing) leaves the last good one applied."""
         try:
             self.conditions = parse_filter(text)
         except FilterError as e:
-            self.notify(str(e), severity="error", timeout=3)
+            if report_errors:
+                self.notify(str(e), severity="error", timeout=4)
             return
         self.refresh_table()
 

@@ -89,6 +89,7 @@ class BrowseScreen(Screen):
         self.app.set_filter(event.value)
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
+        self.app.set_filter(event.value, report_errors=True)
         self.action_focus_table()
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
