@@ -24,6 +24,7 @@ against the obvious all-positions implementation, logits and every gradient.
 from __future__ import annotations
 
 import math
+
 import torch
 
 from .spec import ModelConfig

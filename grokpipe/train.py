@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .circuits import CIRCUIT_METRICS, circuit_metrics, cube_layout
+from .circuits import CIRCUIT_METRICS, circuit_metrics
 from .errors import GrokpipeError
 from .model import forward, init_params, param_norm, stack_params
 from .optim import EnsembleAdamW
@@ -213,8 +213,8 @@ class Progress:
         self.last_print = time.monotonic()
         self.t0, self.step0 = time.monotonic(), start
         if enabled and sys.stderr.isatty():
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress as RichProgress
-            from rich.progress import TextColumn, TimeRemainingColumn
+            from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
+            from rich.progress import Progress as RichProgress
 
             self.bar = RichProgress(
                 TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),

@@ -3,8 +3,7 @@
 import numpy as np
 import pytest
 
-from grokpipe.analysis import (claim_p2, claim_p3, claim_p4, crossing_point, efficiency, semigrok_status,
-                               transitions)
+from grokpipe.analysis import claim_p2, claim_p3, claim_p4, crossing_point, efficiency, semigrok_status, transitions
 from grokpipe.store import Run
 
 

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from grokpipe.model import ModelConfig, PARAM_NAMES, forward, init_params, stack_params
+from grokpipe.model import PARAM_NAMES, ModelConfig, forward, init_params, stack_params
 from grokpipe.reference import reference_forward, tokens_for
 
 

@@ -3,7 +3,12 @@
 import numpy as np
 import pytest
 
-from grokpipe.simulation import TABLE_1, minimise_equation_6, simulate, theorem_d4_prediction
+from grokpipe.simulation import (
+    TABLE_1,
+    minimise_equation_6,
+    simulate,
+    theorem_d4_prediction,
+)
 
 CASES = {c.name: c for c in TABLE_1}
 

@@ -4,7 +4,14 @@ import h5py
 import numpy as np
 import pytest
 
-from grokpipe.store import StoreError, aggregate, read_metrics, read_shard, read_summary, scan_results
+from grokpipe.store import (
+    StoreError,
+    aggregate,
+    read_metrics,
+    read_shard,
+    read_summary,
+    scan_results,
+)
 
 from .fakes import write_shard
 

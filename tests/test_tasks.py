@@ -2,7 +2,13 @@ import numpy as np
 import pytest
 
 from grokpipe.errors import GrokpipeError
-from grokpipe.tasks import TASKS, make_dataset, random_labels, train_indices, validate_task
+from grokpipe.tasks import (
+    TASKS,
+    make_dataset,
+    random_labels,
+    train_indices,
+    validate_task,
+)
 
 
 def test_all_ten_tasks_have_correct_answers():

@@ -4,7 +4,6 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from ..analysis import final
-
 from ..tasks import TASKS
 from ._common import missing
 from ._panels import transition_panel
