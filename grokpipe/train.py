@@ -309,16 +309,18 @@ def train_shard(spec: ShardSpec, out: Path, checkpoint: Path, init_from: Path | 
         raise GrokpipeError(f"checkpoint {checkpoint} belongs to a different shard; delete it or choose another path")
     _check_out_is_ours(out, spec.identity, state is not None)
 
+    # history: one row per evaluation (the steps, and per metric one value per member), kept as
+    # lists so an evaluation appends in O(1); arrays are built only for a checkpoint.
     if state is not None:
         params = {k: v.to(dev) for k, v in state["params"].items()}
         step = int(state["step"])
-        history = {k: v.numpy() for k, v in state["history"].items()}
+        history = {k: list(v.numpy()) for k, v in state["history"].items()}
         wall = float(state["wall_seconds"])
     else:
         members = members or [init_params(spec.model, r.seed) for r in spec.runs]
         params = {k: v.to(dev) for k, v in stack_params(members).items()}
         step, wall = 0, 0.0
-        history = {"eval_step": np.zeros(0, dtype=np.int64), **{m: np.zeros((0, M)) for m in metrics}}
+        history = {"eval_step": [], **{m: [] for m in metrics}}
     for p in params.values():
         p.requires_grad_(True)
     opt = EnsembleAdamW(params, [r.lr for r in spec.runs], [r.weight_decay for r in spec.runs], spec.betas)
@@ -331,30 +333,32 @@ def train_shard(spec: ShardSpec, out: Path, checkpoint: Path, init_from: Path | 
     run_attrs = [(r.run_id, {"task": spec.task, "p": spec.p, **dataclasses.asdict(r),
                              "init": "checkpoint" if spec.init_identity else "random",
                              **{f"model_{k}": v for k, v in spec.model.as_dict().items()}}) for r in spec.runs]
-    writer = ShardWriter(out, attrs, run_attrs, metrics, history, spec.steps)
-    evaluated = set(int(s) for s in history["eval_step"])
+    def history_arrays():
+        return {"eval_step": np.array(history["eval_step"], dtype=np.int64),
+                **{m: np.array(history[m], dtype=np.float64).reshape(-1, M) for m in metrics}}
+
+    writer = ShardWriter(out, attrs, run_attrs, metrics, history_arrays(), spec.steps)
     progress = Progress(spec.steps, step, experiment or out.stem, show_progress)
 
     def record(values):
-        nonlocal history
-        history["eval_step"] = np.append(history["eval_step"], step)
+        history["eval_step"].append(step)
         for m in metrics:
-            history[m] = np.vstack([history[m], values[m][None]])
-        evaluated.add(step)
+            history[m].append(values[m])
         writer.append(step, values, spec.steps, wall)
 
     def snapshot():
         return {
             "format": CHECKPOINT_FORMAT, "identity": spec.identity, "spec": spec.to_json(), "step": step,
             "params": {k: v.detach().cpu() for k, v in params.items()}, "optim": opt.state_dict(),
-            "history": {k: torch.as_tensor(v) for k, v in history.items()}, "wall_seconds": wall,
+            "history": {k: torch.as_tensor(v) for k, v in history_arrays().items()}, "wall_seconds": wall,
         }
 
     try:
         with _StopRequest() as stop:
             t_last = time.monotonic()
             while True:
-                if step not in evaluated and (spec.schedule.is_eval_step(step) or step == spec.steps):
+                evaluated = bool(history["eval_step"]) and history["eval_step"][-1] >= step  # steps only grow
+                if not evaluated and (spec.schedule.is_eval_step(step) or step == spec.steps):
                     record(evaluate(params, spec, data))
                     progress.update(step, _accuracy_note(history))
                 if step >= spec.steps:
