@@ -4,7 +4,8 @@ Layout (plain h5py can read it; see docs/hdf5-layout.md):
 
 shard file ``results/runs/<experiment>/<shard>.h5``, written live in SWMR mode::
 
-    /                 attrs: format="grokpipe-shard-1", identity, spec (JSON), task, p, experiment
+    /                 attrs: format="grokpipe-shard-1", identity, spec (JSON), task, p, experiment,
+                      runs_json (every run's hyperparameters in one read), metrics (curve names)
     /progress         float64 (4,): step, steps_total, wall_seconds, done (0/1)
     /eval_step        int64 (E,): the steps at which the curves were evaluated
     /runs/<run_id>/   attrs: the run's hyperparameters; datasets (E,) float64, one per metric
@@ -13,7 +14,9 @@ aggregated file ``results/metrics.h5``::
 
     /                 attrs: format="grokpipe-metrics-1"
     /summary          compound table, one row per run (hyperparameters and final metrics)
-    /runs/<experiment>.<shard>.<run_id>/   attrs: hyperparameters + experiment + shard; datasets: curves
+    /simulation_json  the minimal example and Theorem D.4 check (grokpipe simulate), as JSON
+    /runs/<experiment>.<shard>.<run_id>/   attrs: hyperparameters + experiment + shard;
+                      datasets: eval_step and the curves
 
 Readers open with ``swmr=True`` and retry while a writer is still setting a file up. A file that
 is corrupt, truncated or not ours raises :class:`StoreError` (a one-line message), never h5py's

@@ -152,8 +152,7 @@ class GrokpipeApp(App):
         if not isinstance(self.screen, BrowseScreen):
             return
         table = self.screen.query_one(RunTable)
-        keys = [k for k in table.rows if k.value in table.selected] if table.selected else []
-        keys = [k.value for k in keys]
+        keys = [k.value for k in table.rows if k.value in table.selected]  # selected runs, in table order
         current = table.current_key
         if current and current not in keys:
             keys.insert(0, current)
