@@ -194,14 +194,10 @@ def _add_claims(sub) -> None:
 def _cmd_claims(args) -> int:
     import json
 
-    from .analysis import all_claims, claims_markdown
+    from .analysis import all_claims, claims_markdown, group_by
     from .store import read_metrics
 
-    runs = read_metrics(args.metrics)
-    by_experiment: dict = {}
-    for r in runs:
-        by_experiment.setdefault(r.params.get("experiment", ""), []).append(r)
-    claims = all_claims(by_experiment)
+    claims = all_claims(group_by(read_metrics(args.metrics), "experiment"))
     text = claims_markdown(claims)
     for path, content in ((args.markdown, text), (args.json, json.dumps([c.as_dict() for c in claims], indent=2, default=float))):
         if path:
@@ -266,22 +262,24 @@ def _cmd_plan(args) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from .config import load_config_file, load_plan, plan_cost
+    from .config import load_checked_config, load_plan, plan_cost
 
-    config = load_config_file(args.config)
+    config = load_checked_config(args.config)
     if args.scale:
         config["scale"] = args.scale
     plan = load_plan(config)
     table = Table(title=f"{plan.scale} scale: training cost at {args.tflops:g} TFLOP/s sustained")
     for col in ("experiment", "shards", "runs", "run-steps", "PFLOP", "hours"):
         table.add_column(col, justify="right")
-    total = {"shards": 0, "runs": 0, "run_steps": 0, "flops": 0.0}
-    for experiment, row in plan_cost(plan).items():
-        table.add_row(experiment, str(row["shards"]), str(row["runs"]), f"{row['run_steps']:.3g}",
-                      f"{row['flops'] / 1e15:.3g}", f"{row['flops'] / (args.tflops * 1e12) / 3600:.3g}")
-        total = {k: total[k] + row[k] for k in total}
-    table.add_row("total", str(total["shards"]), str(total["runs"]), f"{total['run_steps']:.3g}",
-                  f"{total['flops'] / 1e15:.3g}", f"{total['flops'] / (args.tflops * 1e12) / 3600:.3g}")
+    def cells(name: str, row: dict) -> list[str]:
+        hours = row["flops"] / (args.tflops * 1e12) / 3600
+        return [name, str(row["shards"]), str(row["runs"]), f"{row['run_steps']:.3g}", f"{row['flops'] / 1e15:.3g}",
+                f"{hours:.3g}"]
+
+    cost = plan_cost(plan)
+    for experiment, row in cost.items():
+        table.add_row(*cells(experiment, row))
+    table.add_row(*cells("total", {k: sum(row[k] for row in cost.values()) for k in next(iter(cost.values()))}))
     Console().print(table)
     return 0
 

@@ -212,6 +212,20 @@ def load_config_file(path: Path) -> dict:
         raise GrokpipeError(f"cannot read config {path}: {str(e).splitlines()[0]}") from None
 
 
+SCHEMA = Path("workflow") / "schemas" / "config.schema.yaml"
+
+
+def load_checked_config(path: Path) -> dict:
+    """Read a config file and check it against the schema of the project it sits in (as Snakemake does)."""
+    path = Path(path)
+    schema = path.resolve().parent / SCHEMA
+    if not schema.is_file():
+        raise GrokpipeError(f"config {path}: no {SCHEMA} beside it to check it against")
+    config = load_config_file(path)
+    validate_config(config, schema)
+    return config
+
+
 def validate_config(config: dict, schema_path: Path) -> None:
     """Check the config against the JSON schema and fill its defaults; one line names the bad key."""
     import jsonschema

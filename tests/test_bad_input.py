@@ -34,6 +34,12 @@ def files(tmp_path_factory):
     with h5py.File(d / "foreign.h5", "w") as f:
         f["x"] = [1, 2, 3]
     (d / "bad.json").write_text("{not json")
+    project = d / "project"  # a config inside a project, with the schema where the pipeline keeps it
+    (project / "workflow" / "schemas").mkdir(parents=True)
+    (project / "workflow" / "schemas" / "config.schema.yaml").write_text(SCHEMA.read_text())
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    del config["scales"]["quick"]["p"]
+    (project / "config.yaml").write_text(yaml.safe_dump(config))
     assert main(["train", *TINY, "--task", "sub", "--n-train", "50", "--out", str(d / "sub.h5")]) == 0
     assert main(["train", *TINY, "--n-train", "50", "--out", str(d / "add.h5")]) == 0
     return d
@@ -83,6 +89,8 @@ def cli_cases(d: Path) -> list[tuple[str, list[str], str]]:
         ("figures: unknown format", ["figures", "--metrics", str(d / "add.h5"), "--formats", "gif"], "unknown format"),
         ("figures on a foreign file", ["figures", "--metrics", str(d / "foreign.h5"), "--out-dir", str(d / "f")], "not a grokpipe metrics file"),
         ("tui on a file", ["tui", str(d / "notes.txt")], "not a results directory"),
+        ("plan: a config missing a key", ["plan", "--config", str(d / "project" / "config.yaml")], "'p' is a required"),
+        ("plan: a config outside a project", ["plan", "--config", str(d / "bad.json")], "no workflow/schemas"),
     ]
 
 

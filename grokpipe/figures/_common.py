@@ -30,9 +30,9 @@ class FigureStore:
 
     @cached_property
     def _runs(self) -> dict[str, list[Run]]:
-        out: dict[str, list[Run]] = {}
-        for run in read_metrics(self.path):
-            out.setdefault(run.params.get("experiment", ""), []).append(run)
+        from ..analysis import group_by
+
+        out = group_by(read_metrics(self.path), "experiment")
         for runs in out.values():
             runs.sort(key=lambda r: (r.params.get("task", ""), r.params["n_train"], r.params["weight_decay"],
                                      r.params["seed"]))

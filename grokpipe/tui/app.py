@@ -93,13 +93,13 @@ class GrokpipeApp(App):
         path = self.config_path or self.results_dir.resolve().parent / "config.yaml"
         if not path.is_file():
             return
-        from ..config import load_config_file, load_plan
+        from ..config import load_checked_config, load_plan
         from ..errors import GrokpipeError
 
         try:
-            plan = load_plan(load_config_file(path))
-        except (GrokpipeError, KeyError, TypeError):
-            return  # not a grokpipe config: pending counts are simply not shown
+            plan = load_plan(load_checked_config(path))
+        except GrokpipeError:
+            return  # not a valid grokpipe config: pending counts are simply not shown
         counts: dict[str, int] = {}
         for experiment, _ in plan.jobs:
             counts[experiment] = counts.get(experiment, 0) + 1
@@ -111,13 +111,8 @@ class GrokpipeApp(App):
         self.shards = shards
         values, runs = {}, {}
         for shard in shards:
-            if shard.state == "unreadable":
-                key = f"{shard.experiment}/{shard.name}/-"
-                values[key] = {"experiment": shard.experiment, "shard": shard.name, "task": "", "n_train": 0,
-                               "weight_decay": float("nan"), "seed": 0, "lr": float("nan"), "init": "",
-                               "state": "unreadable", "step": 0, "progress": "", "rate": float("nan"), "eta": "",
-                               **{m: float("nan") for m in ("train_acc", "test_acc", "train_loss", "test_loss",
-                                                            "param_norm", "gen_logit", "mem_logit_train")}}
+            if shard.state == "unreadable":  # one row for the file, saying so
+                values[run_key(shard, None)] = row_values(shard, None)
                 continue
             for run in shard.runs:
                 key = run_key(shard, run)

@@ -23,6 +23,8 @@ ALIASES = {
 }
 OPERATORS = {"=": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le, ">": operator.gt,
              ">=": operator.ge}
+FILTER_KEYS = ("exp", "task", "D", "wd", "seed", "lr", "init", "state", "step", "train_acc", "test_acc",
+               "train_loss", "test_loss", "norm", "gen", "mem")
 CONDITION = re.compile(r"^([A-Za-z_]+)(<=|>=|!=|=|<|>)(.+)$")
 
 # (key, header, width-ish format) in table order
@@ -73,7 +75,7 @@ def parse_filter(text: str) -> list[Condition]:
             continue
         key, op, value = m.groups()
         if key.lower() not in ALIASES:
-            raise FilterError(f"unknown key {key!r}; keys: {', '.join(sorted(set(ALIASES) - set(ALIASES.values()) | {'D'}))}")
+            raise FilterError(f"unknown key {key!r}; keys: {' '.join(FILTER_KEYS)}")
         key = ALIASES[key.lower()]
         if key not in TEXT_KEYS:
             try:
@@ -92,13 +94,14 @@ def _fmt_eta(seconds: float) -> str:
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
-def run_key(shard: ShardStatus, run: Run) -> str:
-    return f"{shard.experiment}/{shard.name}/{run.run_id}"
+def run_key(shard: ShardStatus, run: Run | None) -> str:
+    return f"{shard.experiment}/{shard.name}/{run.run_id if run is not None else '-'}"
 
 
-def row_values(shard: ShardStatus, run: Run) -> dict:
-    """Every value a row shows or a filter tests, for one run of one shard."""
-    p = run.params
+def row_values(shard: ShardStatus, run: Run | None) -> dict:
+    """Every value a row shows or a filter tests, for one run of one shard (``None``: the shard's one
+    row when its file cannot be read)."""
+    p = run.params if run is not None else {}
     live = shard.state in ("running", "stalled")
     values = {
         "experiment": shard.experiment, "shard": shard.name, "task": p.get("task", ""),
@@ -110,7 +113,7 @@ def row_values(shard: ShardStatus, run: Run) -> dict:
         "eta": _fmt_eta(shard.eta_seconds) if live else "",
     }
     for metric in ("train_acc", "test_acc", "train_loss", "test_loss", "param_norm", "gen_logit", "mem_logit_train"):
-        values[metric] = run.final(metric)
+        values[metric] = run.final(metric) if run is not None else float("nan")
     return values
 
 

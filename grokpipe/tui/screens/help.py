@@ -5,6 +5,8 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Markdown
 
+from ..rows import FILTER_KEYS
+
 HELP = """\
 # grokpipe tui
 
@@ -26,9 +28,8 @@ update about once a second, and new shard files appear as the pipeline writes th
 | `?` | this help; `escape` closes it |
 | `q`, `ctrl+q` | quit |
 
-Filter keys: `exp task D wd seed lr init state step train_acc test_acc train_loss test_loss norm gen mem`,
-with `= != < <= > >=`; a bare word matches experiment, task or shard names.
-"""
+Filter keys: `{keys}`, with `= != < <= > >=`; a bare word matches experiment, task or shard names.
+""".format(keys=" ".join(FILTER_KEYS))
 
 
 class HelpScreen(ModalScreen):
