@@ -20,7 +20,7 @@ from .model import ModelConfig, flops_per_example, init_params, stack_params
 from .optim import EnsembleAdamW
 from .reference import reference_forward, tokens_for
 from .spec import RunSpec, ShardSpec
-from .train import ShardData, pick_device, train_step
+from .train import ShardData, configure_cpu, pick_device, train_step
 
 DEFAULT_CASES = ((1000, 1), (3830, 1), (12769, 1), (1000, 8), (3830, 8))
 
@@ -30,8 +30,8 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def _steps_per_second(step, device, min_seconds: float, repeats: int) -> float:
-    """Median over ``repeats`` timings, each of enough steps to last ``min_seconds``."""
+def _calibrated(step, device, min_seconds: float):
+    """Warm ``step`` up; return a function timing one batch of steps that lasts ~``min_seconds``."""
     step()
     step()  # warm-up: allocator, kernels
     _sync(device)
@@ -39,20 +39,29 @@ def _steps_per_second(step, device, min_seconds: float, repeats: int) -> float:
     step()
     _sync(device)
     n = max(1, int(min_seconds / max(time.perf_counter() - t0, 1e-6)))
-    rates = []
-    for _ in range(repeats):
+
+    def rate() -> float:
         t0 = time.perf_counter()
         for _ in range(n):
             step()
         _sync(device)
-        rates.append(n / (time.perf_counter() - t0))
-    return statistics.median(rates)
+        return n / (time.perf_counter() - t0)
+
+    return rate
+
+
+def _steps_per_second(steps, device, min_seconds: float, repeats: int) -> list[float]:
+    """Median steps/s of each of ``steps``, timed in turns (one batch of each per repeat), so
+    that a slow spell of a shared machine slows them alike and their ratio stays fair."""
+    timers = [_calibrated(step, device, min_seconds) for step in steps]
+    rates = [[timer() for timer in timers] for _ in range(repeats)]
+    return [statistics.median(column) for column in zip(*rates)]
 
 
 def matmul_gflops(device: torch.device, size: int = 2048) -> float:
     a = torch.randn(size, size, device=device)
     b = torch.randn(size, size, device=device)
-    rate = _steps_per_second(lambda: a @ b, device, 0.3, 3)
+    (rate,) = _steps_per_second([lambda: a @ b], device, 0.3, 3)
     return 2 * size**3 * rate / 1e9
 
 
@@ -82,20 +91,17 @@ def _reference_step(cfg: ModelConfig, data: ShardData, device: torch.device):
 
 
 def run_bench(cases=DEFAULT_CASES, device: str = "cpu", threads: int = 2, min_seconds: float = 1.0,
-              repeats: int = 3) -> dict:
-    torch.set_num_threads(threads)
+              repeats: int = 5) -> dict:
+    configure_cpu(threads)  # the reference, in the same process, gets the same allocator
     dev = pick_device(device)
     cfg = ModelConfig(n=113)
     flops = flops_per_example(cfg)
     peak = matmul_gflops(dev)
-    reference_rate = {}
     results = []
     for D, ensemble in cases:
         fast, data = _fast_step(cfg, D, ensemble, dev)
-        rate = _steps_per_second(fast, dev, min_seconds, repeats)
-        if D not in reference_rate:
-            reference_rate[D] = _steps_per_second(_reference_step(cfg, data, dev), dev, min_seconds, repeats)
-        ref = reference_rate[D] / ensemble  # the reference trains the members one after another
+        rate, reference = _steps_per_second([fast, _reference_step(cfg, data, dev)], dev, min_seconds, repeats)
+        ref = reference / ensemble  # the reference trains the members one after another
         flops_step = 3 * flops["fast"] * D * ensemble
         results.append({
             "D": D, "ensemble": ensemble, "reference_steps_per_s": ref, "steps_per_s": rate,

@@ -33,25 +33,34 @@ class EnsembleAdamW:
         self.step_count = 0
         self.exp_avg = {k: torch.zeros_like(p) for k, p in params.items()}
         self.exp_avg_sq = {k: torch.zeros_like(p) for k, p in params.items()}
+        self._lr = self._per_member(self.lr)
+        self._decay = self._per_member(1 - self.lr * self.weight_decay)
 
-    def _per_member(self, values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-        return values.to(like.dtype).view(-1, *([1] * (like.dim() - 1)))
+    def _per_member(self, values: torch.Tensor) -> list[torch.Tensor]:
+        """``values`` (M,) shaped to broadcast over each parameter's member axis."""
+        return [values.to(p.dtype).view(-1, *([1] * (p.dim() - 1))) for p in self.params.values()]
 
     @torch.no_grad()
     def step(self) -> None:
+        """torch's AdamW update, one ``_foreach`` op per stage for all parameters at once."""
         self.step_count += 1
         beta1, beta2 = self.betas
         bias_correction1 = 1 - beta1**self.step_count
         bias_correction2_sqrt = math.sqrt(1 - beta2**self.step_count)
-        for name, p in self.params.items():
-            grad = p.grad
-            lr = self._per_member(self.lr, p)
-            p.mul_(1 - lr * self._per_member(self.weight_decay, p))
-            m, v = self.exp_avg[name], self.exp_avg_sq[name]
-            m.lerp_(grad, 1 - beta1)
-            v.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
-            denom = (v.sqrt() / bias_correction2_sqrt).add_(self.eps)
-            p.sub_((lr / bias_correction1) * m / denom)
+        params = list(self.params.values())
+        grads = [p.grad for p in params]
+        exp_avg, exp_avg_sq = list(self.exp_avg.values()), list(self.exp_avg_sq.values())
+        torch._foreach_mul_(params, self._decay)
+        torch._foreach_lerp_(exp_avg, grads, 1 - beta1)
+        torch._foreach_mul_(exp_avg_sq, beta2)
+        torch._foreach_addcmul_(exp_avg_sq, grads, grads, value=1 - beta2)
+        denom = torch._foreach_sqrt(exp_avg_sq)
+        torch._foreach_div_(denom, bias_correction2_sqrt)
+        torch._foreach_add_(denom, self.eps)
+        torch._foreach_mul_(denom, bias_correction1)
+        update = torch._foreach_mul(exp_avg, self._lr)
+        torch._foreach_div_(update, denom)
+        torch._foreach_sub_(params, update)
 
     def zero_grad(self) -> None:
         for p in self.params.values():

@@ -9,6 +9,7 @@ rebuilt on resume (a file torn by a kill is never appended to).
 
 from __future__ import annotations
 
+import ctypes
 import dataclasses
 import math
 import os
@@ -22,7 +23,7 @@ import torch
 
 from .circuits import CIRCUIT_METRICS, circuit_metrics
 from .errors import GrokpipeError
-from .model import forward, init_params, param_norm, stack_params
+from .model import Batch, forward, init_params, loss, param_norm, stack_params
 from .optim import EnsembleAdamW
 from .spec import ShardSpec
 from .store import BASE_METRICS, SHARD_FORMAT, ShardWriter, StoreError, file_format, read_shard
@@ -37,6 +38,23 @@ def available_cores() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:
         return os.cpu_count() or 1
+
+
+def configure_cpu(threads: int) -> None:
+    """Use ``threads`` torch threads, and keep freed memory in the process.
+
+    A training step allocates and frees the same few ~10 MB buffers every step. By default glibc
+    returns such blocks to the kernel and takes fresh zeroed pages on the next step: about 3000
+    page faults a step, 4 ms of a 22 ms step at D = 3830 on this project's CPU machine."""
+    torch.set_num_threads(threads)
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL("libc.so.6")
+        except OSError:  # not glibc: leave the allocator alone
+            return
+        M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+        libc.mallopt(M_MMAP_THRESHOLD, 32 << 20)  # largest glibc accepts: smaller blocks come from the heap
+        libc.mallopt(M_TRIM_THRESHOLD, 1 << 30)  # and the heap is not trimmed after every step
 
 
 def pick_device(name: str) -> torch.device:
@@ -113,7 +131,8 @@ class ShardData:
         idx = torch.zeros(M, d_max, dtype=torch.long)
         weight = torch.zeros(M, d_max, dtype=torch.float64)
         for i, run in enumerate(spec.runs):
-            chosen = torch.as_tensor(train_indices(spec.task, spec.p, run.seed, run.n_train))
+            # in dataset order (x-major), so consecutive examples share x's table rows: ~5% faster
+            chosen = torch.as_tensor(np.sort(train_indices(spec.task, spec.p, run.seed, run.n_train)))
             labels = random_labels(spec.task, spec.p, run.seed) if run.random_labels else ds.label
             self.train_labels_all[i] = torch.as_tensor(labels)
             self.train_mask[i, chosen] = True
@@ -125,16 +144,17 @@ class ShardData:
         self.y = self.y_all[idx.to(device)]
         self.labels = self.train_labels_all.gather(1, idx.to(device))
         self.weight = weight.to(device)
+        # members trained together, with their examples (a Batch is reused every step)
+        self.chunks = [(members, Batch(spec.model, self.x[members], self.y[members]))
+                       for members in member_chunks(M, d_max, device)]
 
 
-def train_loss(params, spec: ShardSpec, data: ShardData, members: slice = slice(None)) -> torch.Tensor:
-    """Sum over ``members`` of each member's mean cross-entropy (computed in float64).
+def train_loss(params, spec: ShardSpec, data: ShardData, members: slice, batch: Batch) -> torch.Tensor:
+    """Sum over ``members`` of each member's mean cross-entropy on ``batch``.
 
     Members are independent, so the gradient of the sum is each member's own gradient."""
     p = {k: v[members] for k, v in params.items()}
-    logits = forward(p, spec.model, data.x[members], data.y[members]).double()
-    nll = -logits.log_softmax(-1).gather(2, data.labels[members].unsqueeze(-1)).squeeze(-1)
-    return (nll * data.weight[members]).sum()
+    return loss(p, spec.model, batch, data.labels[members], data.weight[members])
 
 
 # On a CPU, an ensemble's activations beyond a few thousand examples fall out of cache and a batched
@@ -153,8 +173,8 @@ def member_chunks(n_members: int, n_examples: int, device: torch.device) -> list
 def train_step(params, opt: EnsembleAdamW, spec: ShardSpec, data: ShardData) -> None:
     """One full-batch AdamW step for every member (gradients accumulate chunk by chunk)."""
     opt.zero_grad()
-    for members in member_chunks(len(spec.runs), data.x.shape[1], data.x.device):
-        train_loss(params, spec, data, members).backward()
+    for members, batch in data.chunks:
+        train_loss(params, spec, data, members, batch).backward()
     opt.step()
 
 
@@ -167,7 +187,7 @@ def evaluate(params, spec: ShardSpec, data: ShardData) -> dict[str, np.ndarray]:
     for start in range(0, n_ex, EVAL_CHUNK):
         sl = slice(start, start + EVAL_CHUNK)
         xs, ys = data.x_all[sl].expand(M, -1), data.y_all[sl].expand(M, -1)
-        logits[:, sl] = forward(params, spec.model, xs, ys)
+        logits[:, sl] = forward(params, spec.model, Batch(spec.model, xs, ys))
     logp = logits.double().log_softmax(-1)
     # train metrics use the labels the member trained on; test metrics the true labels
     nll_train = -logp.gather(2, data.train_labels_all.unsqueeze(-1)).squeeze(-1)
@@ -294,7 +314,7 @@ def train_shard(spec: ShardSpec, out: Path, checkpoint: Path, init_from: Path | 
                 show_progress: bool = True) -> dict:
     """Train (or resume, or finish) a shard; returns the final metrics of every run."""
     out, checkpoint = Path(out), Path(checkpoint)
-    torch.set_num_threads(threads or available_cores())
+    configure_cpu(threads or available_cores())
     dev = pick_device(device)
     members = None
     if init_from is not None:

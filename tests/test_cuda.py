@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from grokpipe.model import forward, init_params, stack_params
+from grokpipe.model import Batch, forward, init_params, stack_params
 from grokpipe.spec import EvalSchedule, ModelConfig, RunSpec, ShardSpec
 from grokpipe.store import read_shard
 from grokpipe.train import train_shard
@@ -18,8 +18,8 @@ def test_cuda_logits_match_the_cpu():
     params = stack_params([init_params(cfg, s, torch.float64) for s in range(3)])
     x = torch.randint(0, 23, (3, 100))
     y = torch.randint(0, 23, (3, 100))
-    cpu = forward(params, cfg, x, y)
-    gpu = forward({k: v.cuda() for k, v in params.items()}, cfg, x.cuda(), y.cuda()).cpu()
+    cpu = forward(params, cfg, Batch(cfg, x, y))
+    gpu = forward({k: v.cuda() for k, v in params.items()}, cfg, Batch(cfg, x.cuda(), y.cuda())).cpu()
     assert torch.allclose(cpu, gpu, rtol=1e-10, atol=1e-10)
 
 

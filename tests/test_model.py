@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from grokpipe.model import PARAM_NAMES, ModelConfig, forward, init_params, stack_params
+from grokpipe.model import PARAM_NAMES, Batch, ModelConfig, _Head, forward, init_params, loss, stack_params
 from grokpipe.reference import reference_forward, tokens_for
 
 
@@ -18,28 +18,79 @@ def _random_members(cfg, count):
 
 
 @pytest.mark.parametrize("ensemble", [1, 3])
-def test_fast_model_matches_reference_logits_and_gradients(ensemble):
+@pytest.mark.parametrize("path", ["forward", "loss"])
+def test_fast_model_matches_reference_logits_and_gradients(ensemble, path):
+    """``forward`` (logits, evaluation) and ``loss`` (its own backward, training) against the reference."""
     cfg = ModelConfig(n=13, d_model=24, n_heads=3, d_head=8, d_mlp=40)
     members = _random_members(cfg, ensemble)
     gen = torch.Generator().manual_seed(0)
     x = torch.randint(0, cfg.n, (ensemble, 50), generator=gen)
     y = torch.randint(0, cfg.n, (ensemble, 50), generator=gen)
+    x[:, :3] = y[:, :3]  # x == y: an example mixes the same token row twice
     labels = torch.randint(0, cfg.vocab, (ensemble, 50), generator=gen)
+    weight = torch.rand(ensemble, 50, generator=gen, dtype=torch.float64)
 
     stacked = {k: v.clone().requires_grad_() for k, v in stack_params(members).items()}
-    logits = forward(stacked, cfg, x, y)
-    torch.nn.functional.cross_entropy(logits.reshape(-1, cfg.vocab), labels.reshape(-1), reduction="sum").backward()
+    if path == "forward":
+        logits = forward(stacked, cfg, Batch(cfg, x, y))
+        nll = torch.nn.functional.cross_entropy(logits.reshape(-1, cfg.vocab), labels.reshape(-1), reduction="none")
+        total = (nll * weight.reshape(-1)).sum()
+    else:
+        total = loss(stacked, cfg, Batch(cfg, x, y), labels, weight)
+    total.backward()
 
+    ref_total = 0
     for i, member in enumerate(members):
         ref_params = {k: v.clone().requires_grad_() for k, v in member.items()}
         ref_logits = reference_forward(ref_params, cfg, tokens_for(cfg, x[i], y[i]))[:, -1]
-        torch.nn.functional.cross_entropy(ref_logits, labels[i], reduction="sum").backward()
-        scale = ref_logits.abs().max()
-        assert (logits[i] - ref_logits).abs().max() <= 1e-10 * scale
+        nll = torch.nn.functional.cross_entropy(ref_logits, labels[i], reduction="none")
+        (nll * weight[i]).sum().backward()
+        ref_total += (nll * weight[i]).sum().item()
+        if path == "forward":
+            assert (logits[i] - ref_logits).abs().max() <= 1e-10 * ref_logits.abs().max()
         for name in PARAM_NAMES:
             ref_grad, grad = ref_params[name].grad, stacked[name].grad[i]
             assert ref_grad.abs().max() > 0, f"{name} gets no gradient in the reference"
             assert (grad - ref_grad).abs().max() <= 1e-10 * ref_grad.abs().max(), name
+    assert abs(total.item() - ref_total) <= 1e-10 * abs(ref_total)
+
+
+def test_tiny_losses_keep_their_precision_in_float32():
+    """Late in training the loss falls to 1e-7 and far below: ``loss`` in float32 must give
+    the value and gradient that float64 gives, where a float32 log-softmax returns noise."""
+    gen = torch.Generator().manual_seed(3)
+    d_mlp, vocab, N = 16, 11, 40
+    mixed = torch.randn(1, N, d_mlp + vocab, generator=gen, dtype=torch.float64)
+    labels = torch.randint(0, vocab, (1, N), generator=gen)
+    margin = torch.linspace(20, 40, N, dtype=torch.float64)  # losses from ~1e-8 down to ~1e-17
+    mixed[0, torch.arange(N), d_mlp + labels[0]] += margin
+    wrong = (labels[0, :4] + 1) % vocab
+    mixed[0, torch.arange(4), d_mlp + wrong] += margin[:4] + 2.0  # four examples get another class on top
+    W = 0.01 * torch.randn(1, d_mlp, vocab, generator=gen, dtype=torch.float64)
+    confident = torch.ones(1, N, dtype=torch.float64)
+    confident[0, :4] = 0.0
+
+    def run(dtype, weight):
+        m = mixed.to(dtype).detach().requires_grad_()
+        value = _Head.apply(m, W.to(dtype), labels, weight, d_mlp)
+        value.backward()
+        return value.item(), m.grad.double()
+
+    exact, exact_grad = run(torch.float64, confident)
+    value, _ = run(torch.float32, confident)
+    assert exact < 1e-7 and abs(value - exact) <= 1e-4 * exact
+
+    _, exact_grad = run(torch.float64, torch.ones(1, N, dtype=torch.float64))
+    _, grad = run(torch.float32, torch.ones(1, N, dtype=torch.float64))
+    d_logits, exact_d_logits = grad[..., d_mlp:], exact_grad[..., d_mlp:]
+    # each, however small; to 1e-4, as float32 logits of ~40 are rounded by ~4e-6 before exp()
+    assert ((d_logits - exact_d_logits).abs() <= 1e-4 * exact_d_logits.abs()).all()
+    scale = exact_grad[..., :d_mlp].abs().amax(-1, keepdim=True)  # through W: a sum of mixed signs
+    assert ((grad[..., :d_mlp] - exact_grad[..., :d_mlp]).abs() <= 1e-5 * scale).all()
+
+    logits = (mixed[..., d_mlp:] + torch.relu(mixed[..., :d_mlp]) @ W).float()  # the naive float32 way
+    naive = -(logits.log_softmax(-1).gather(-1, labels.unsqueeze(-1)).squeeze(-1).double() * confident).sum().item()
+    assert abs(naive - exact) > 0.5 * exact  # which this test would catch
 
 
 def test_initialisation_depends_only_on_the_seed():
