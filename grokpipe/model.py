@@ -15,10 +15,11 @@ second always ``<op>``, so (per model and head):
 * the value written to the residual stream is ``(E[t_i] + P_i) W_V W_O``, again a table over
   tokens for i = 0, 2 and a constant for i = 1, 3.
 
-So the heads' output at the last position is a softmax-weighted sum of rows gathered from small
-tables, and only the MLP and the unembedding run per example (with W_O, W_out folded in:
-see :func:`forward`). ``tests/test_model.py`` checks this
-against the obvious all-positions implementation, logits and every gradient.
+So the heads' output at the last position is a softmax-weighted sum of rows of small tables,
+and with W_V, W_O and the MLP's input and the unembedding folded into those tables, an example
+costs a mix of table rows and one matmul (d_mlp -> vocab): see :func:`_mix`. Training uses
+:func:`loss`, whose backward is written out for the per-example part; ``tests/test_model.py``
+checks logits, loss and every gradient against the obvious all-positions implementation.
 """
 
 from __future__ import annotations

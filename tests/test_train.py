@@ -103,6 +103,25 @@ def test_ungrokking_starts_from_the_checkpoint_run_of_the_same_seed(tmp_path):
     assert runs[0].params["init"] == "checkpoint"
 
 
+def test_ungrokking_continues_the_optimiser_so_training_goes_on_as_if_never_stopped(tmp_path):
+    """Continuing on the same data from a checkpoint equals never stopping: parameters, AdamW
+    moments and step count all carry over (a fresh AdamW would jolt every parameter by ~lr)."""
+    model = ModelConfig(11, 16, 2, 8, 32)
+    run = RunSpec(80, 1.0, 0, 1e-2)
+    schedule = EvalSchedule(every=10, per_decade=0)
+    straight = ShardSpec(task="add", p=11, model=model, runs=(run,), steps=60, schedule=schedule)
+    train_shard(straight, tmp_path / "s.h5", tmp_path / "s.pt", threads=1, show_progress=False)
+    first = ShardSpec(task="add", p=11, model=model, runs=(run,), steps=40, schedule=schedule)
+    train_shard(first, tmp_path / "a.h5", tmp_path / "a.pt", threads=1, show_progress=False)
+    rest = ShardSpec(task="add", p=11, model=model, runs=(run,), steps=20, schedule=schedule)
+    train_shard(rest, tmp_path / "b.h5", tmp_path / "b.pt", init_from=tmp_path / "a.pt", threads=1,
+                show_progress=False)
+    end_straight, end_continued = load_checkpoint(tmp_path / "s.pt"), load_checkpoint(tmp_path / "b.pt")
+    for name, value in end_straight["params"].items():
+        assert torch.equal(end_continued["params"][name], value), name
+    assert end_continued["optim"]["step_count"] == 60
+
+
 def test_an_out_file_that_is_not_ours_is_never_overwritten(tmp_path):
     out = tmp_path / "precious.h5"
     out.write_bytes(b"the user's thesis")
