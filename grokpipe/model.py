@@ -81,6 +81,10 @@ class Batch:
         member = (torch.arange(M, device=x.device) * H * n).view(M, 1, 1)
         # token row of (slot, head) for the x and y slots
         self.index = torch.cat([head + x.unsqueeze(-1), head + y.unsqueeze(-1)], -1) + member  # (M, N, 2H)
+        # The sparse products index the token tables stacked twice, [x slot's rows; y slot's], so
+        # that when x = y an example's two entries stay distinct columns: CSR kernels assume each
+        # row's columns sorted and distinct (tests/test_model.py checks torch's invariants).
+        self.slot_index = self.index + torch.tensor([0, self.n_rows], device=x.device).repeat_interleave(H)
 
     @functools.cached_property
     def sampling_mask(self) -> torch.Tensor:
@@ -89,17 +93,17 @@ class Batch:
         M, N, K = self.index.shape
         crow = torch.arange(0, M * N * K + 1, K, device=self.index.device)
         values = torch.ones(M * N * K, dtype=torch.float64, device=self.index.device)
-        return _csr(crow, self.index.reshape(-1), values, (M * N, self.n_rows))
+        return _csr(crow, self.slot_index.reshape(-1), values, (M * N, 2 * self.n_rows))
 
     @functools.cached_property
     def token_rows(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The transposed pattern as CSR (crow, col, order of the weights): a token row's
         gradient is the weighted sum of the examples that mix it."""
         M, N, K = self.index.shape
-        rows = self.index.reshape(-1)
+        rows = self.slot_index.reshape(-1)
         order = rows.argsort(stable=True)
-        crow = torch.zeros(self.n_rows + 1, dtype=torch.long, device=rows.device)
-        crow[1:] = torch.bincount(rows, minlength=self.n_rows).cumsum(0)
+        crow = torch.zeros(2 * self.n_rows + 1, dtype=torch.long, device=rows.device)
+        crow[1:] = torch.bincount(rows, minlength=2 * self.n_rows).cumsum(0)
         return crow, torch.div(order, K, rounding_mode="floor"), order
 
 
@@ -142,12 +146,14 @@ class _TableMix(torch.autograd.Function):
         if ctx.needs_input_grad[0]:
             d_weights = torch.bmm(grad, fixed.transpose(1, 2)).view(weights.shape)
             mask = batch.sampling_mask.to(grad.dtype)
-            token = torch.sparse.sampled_addmm(mask, flat, flat_tokens.T, beta=0).values()
+            both = torch.cat([flat_tokens, flat_tokens])  # the x slot's rows, then the y slot's
+            token = torch.sparse.sampled_addmm(mask, flat, both.T, beta=0).values()
             d_weights[:, :, :2] += token.view(M, N, 2, -1)
         if ctx.needs_input_grad[1]:
             crow, col, order = batch.token_rows
             token_weights = weights[:, :, :2].reshape(-1)[order]
-            d_tokens = (_csr(crow, col, token_weights, (batch.n_rows, M * N)) @ flat).view(tokens.shape)
+            by_slot = _csr(crow, col, token_weights, (2 * batch.n_rows, M * N)) @ flat
+            d_tokens = (by_slot[: batch.n_rows] + by_slot[batch.n_rows:]).view(tokens.shape)
         if ctx.needs_input_grad[2]:
             d_fixed = torch.bmm(weights.reshape(M, N, -1).transpose(1, 2), grad)
         return d_weights, d_tokens, d_fixed, None

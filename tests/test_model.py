@@ -55,6 +55,18 @@ def test_fast_model_matches_reference_logits_and_gradients(ensemble, path):
     assert abs(total.item() - ref_total) <= 1e-10 * abs(ref_total)
 
 
+def test_sparse_patterns_are_valid_csr_even_when_x_equals_y():
+    """torch's CSR kernels assume each row's columns sorted and distinct; x = y must not break it."""
+    cfg = ModelConfig(n=7, d_model=8, n_heads=3, d_head=4, d_mlp=16)
+    x = torch.tensor([[0, 3, 3, 6, 2], [1, 1, 5, 0, 6]])
+    y = torch.tensor([[0, 2, 3, 6, 5], [1, 4, 5, 2, 6]])  # x = y in six examples
+    batch = Batch(cfg, x, y)
+    mask = batch.sampling_mask
+    torch.sparse_csr_tensor(mask.crow_indices(), mask.col_indices(), mask.values(), mask.shape, check_invariants=True)
+    crow, col, _ = batch.token_rows
+    torch.sparse_csr_tensor(crow, col, torch.ones(len(col)), (crow.numel() - 1, x.numel()), check_invariants=True)
+
+
 def test_tiny_losses_keep_their_precision_in_float32():
     """Late in training the loss falls to 1e-7 and far below: ``loss`` in float32 must give
     the value and gradient that float64 gives, where a float32 log-softmax returns noise."""
