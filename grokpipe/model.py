@@ -208,11 +208,16 @@ def _mix(params: dict[str, torch.Tensor], cfg: ModelConfig, batch: Batch) -> tup
     return _TableMix.apply(attn, tokens, fixed_rows, batch), params["W_out"] @ W_U
 
 
+def _hidden_and_logits(mixed: torch.Tensor, W_out_U: torch.Tensor, d_mlp: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The MLP's hidden layer and the logits, from :func:`_mix`'s output."""
+    pre, direct = mixed.split([d_mlp, mixed.shape[-1] - d_mlp], -1)
+    hidden = torch.relu(pre)
+    return hidden, torch.baddbmm(direct, hidden, W_out_U)
+
+
 def forward(params: dict[str, torch.Tensor], cfg: ModelConfig, batch: Batch) -> torch.Tensor:
     """Logits at the last position, shape (M, N, vocab), for the examples of ``batch``."""
-    mixed, W_out_U = _mix(params, cfg, batch)
-    pre, direct = mixed.split([cfg.d_mlp, cfg.vocab], -1)
-    return torch.baddbmm(direct, torch.relu(pre), W_out_U)
+    return _hidden_and_logits(*_mix(params, cfg, batch), cfg.d_mlp)[1]
 
 
 def loss(params: dict[str, torch.Tensor], cfg: ModelConfig, batch: Batch, labels: torch.Tensor,
@@ -235,9 +240,7 @@ class _Head(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, mixed, W_out_U, labels, weight, d_mlp):
-        pre, direct = mixed.split([d_mlp, mixed.shape[-1] - d_mlp], -1)
-        hidden = torch.relu(pre)
-        logits = torch.baddbmm(direct, hidden, W_out_U)
+        hidden, logits = _hidden_and_logits(mixed, W_out_U, d_mlp)
         top, best = logits.max(-1, keepdim=True)
         others = (logits - top).exp_().scatter_(-1, best, 0.0)  # exp(l_j - max), the max left out
         rest = others.sum(-1, keepdim=True)  # softmax(max) = 1 / (1 + rest), exactly

@@ -2,9 +2,10 @@
 
 torch's AdamW takes one lr and one weight decay per parameter group, but an ensemble packs all
 members into one tensor per parameter; splitting them into groups would cost a kernel launch per
-member per parameter per step. So this is torch's AdamW update (the ``_single_tensor_adamw``
-order of operations: decoupled decay, moment updates, bias-corrected step) with lr and weight
-decay as tensors broadcast over the ensemble axis. ``tests/test_optim.py`` checks each member's
+member per parameter per step. So this is torch's AdamW update (decoupled decay, moment updates,
+bias-corrected step, as ``_single_tensor_adamw``; the last step's products are grouped
+differently, equal to rounding) with lr and weight decay as tensors broadcast over the ensemble
+axis, run as ``_foreach`` ops over all parameters. ``tests/test_optim.py`` checks each member's
 trajectory against ``torch.optim.AdamW`` run on that member alone.
 """
 
