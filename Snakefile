@@ -3,7 +3,7 @@
 #   snakemake --cores all figures --config scale=paper  (the paper's scale)
 from snakemake.utils import min_version
 
-min_version("8.10")
+min_version("9.17")
 
 
 configfile: "config.yaml"
@@ -16,13 +16,8 @@ include: "workflow/rules/aggregate.smk"
 include: "workflow/rules/figures.smk"
 
 
-rule all:
-    input:
-        FIGURE_FILES,
-        "results/claims.md",
-
-
 rule figures:
+    default_target: True
     input:
         FIGURE_FILES,
         "results/claims.md",

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from grokpipe.store import read_shard
-from grokpipe.train import load_checkpoint
+from grokpipe.checkpoint import load_checkpoint
 
 ARGS = ["--task", "add", "--p", "23", "--d-model", "32", "--n-heads", "4", "--d-head", "8", "--d-mlp", "64",
         "--lr", "3e-3", "--threads", "1", "--quiet", "--n-train", "150", "250", "--seed", "0", "1",
@@ -36,8 +36,8 @@ def train(out: Path) -> subprocess.Popen:
 
 def same(a: Path, b: Path) -> list[str]:
     problems = []
-    _, runs_a = read_shard(a)
-    _, runs_b = read_shard(b)
+    runs_a = read_shard(a).runs
+    runs_b = read_shard(b).runs
     for ra, rb in zip(sorted(runs_a, key=lambda r: r.run_id), sorted(runs_b, key=lambda r: r.run_id)):
         if not np.array_equal(ra.eval_step, rb.eval_step):
             problems.append(f"{ra.run_id}: eval steps differ")

@@ -3,7 +3,7 @@
     python benchmarks/soak_readers.py --writers 8 --minutes 10
 
 Writers run `grokpipe train` (one thread each) on small shards in a loop; two reader processes
-call the TUI's `scan_results` and `read_shard` on every file continuously. Counted: reader
+scan as the TUI does (`grokpipe.monitor.ResultsScanner`) and read every file with `read_shard` continuously. Counted: reader
 crashes (any exception), torn reads (curves of unequal length, or steps going backwards), and at
 the end whether every writer's final file is complete. Exits 1 on any problem.
 """
@@ -33,18 +33,19 @@ def writer(index: int, root: Path, deadline: float, done: "mp.Queue") -> None:
 
 
 def reader(root: Path, deadline: float, report: "mp.Queue") -> None:
-    from grokpipe.store import StoreError, read_shard, scan_results
+    from grokpipe.monitor import ResultsScanner
+    from grokpipe.store import StoreError, read_shard
 
-    cache: dict = {}
+    scanner = ResultsScanner(root)
     reads = crashes = torn = 0
     last_step: dict = {}
     while time.time() < deadline:
         try:
-            for shard in scan_results(root, cache):
+            for shard in scanner.scan():
                 if shard.state == "unreadable":
                     continue  # a file being set up: retried next round, as the TUI does
                 try:
-                    _, runs = read_shard(shard.path)
+                    runs = read_shard(shard.path).runs
                 except StoreError:
                     continue
                 reads += 1
@@ -84,7 +85,7 @@ def main() -> int:
             if code != 0:
                 incomplete += 1
                 continue
-            _, runs = read_shard(Path(path))
+            runs = read_shard(Path(path)).runs
             complete = all(r.progress["done"] and r.eval_step[-1] == 4000 for r in runs)
             finished += complete
             incomplete += not complete

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from grokpipe.provenance import collect
 from grokpipe.store import BASE_METRICS, ShardWriter
 
 
@@ -27,7 +28,8 @@ def write_results(root: Path, shards: int, runs_per_shard: int, evals: int) -> N
         history = {"eval_step": steps, **{m: np.random.default_rng(s).random((evals, runs_per_shard))
                                           for m in BASE_METRICS}}
         writer = ShardWriter(root / "runs" / "ungrok" / f"add-{s:010x}.h5", {"identity": str(s), "spec": "{}",
-                             "task": "add", "p": 59, "experiment": "ungrok"}, runs, list(BASE_METRICS), history, 1000)
+                             "task": "add", "p": 59, "experiment": "ungrok", **collect("cpu", 1, True)}, runs,
+                             list(BASE_METRICS), history, 1000)
         writer.set_progress(1000, 1000, 10.0, done=True)
         writer.close()
 
@@ -39,7 +41,7 @@ async def time_to_table(root: Path, expected: int) -> float:
     start = time.perf_counter()
     app = GrokpipeApp(root, refresh_seconds=3600)
     async with app.run_test(size=(160, 45)) as pilot:
-        while app.screen.query(RunTable) and app.screen.query_one(RunTable).row_count < expected:
+        while not app.screen.query(RunTable) or app.screen.query_one(RunTable).row_count < expected:
             await pilot.pause(0.01)
         return time.perf_counter() - start
 

@@ -1,28 +1,74 @@
 """``grokpipe bench``: the trainer's step against the straightforward implementation, in one process.
 
 The reference computes every position with ``torch.optim.AdamW``, one model at a time, as public
-grokking code does; an ensemble of E costs it E single-model steps. Both run the same task,
-data and paper-sized model (p = 113, d_model 128, 4 x 32 heads, d_mlp 512). Reported: median
-steps/s, the speed-up, FLOPs per step (from :func:`grokpipe.model.flops_per_example`) and the
-share of the machine's float32 matmul rate measured in the same run.
+grokking code does; an ensemble of E costs it E single-model steps. Both sides run the same task,
+data, model shape, parameters and optimiser state, with the same process settings (threads,
+flushed denormals, allocator). A case is
+
+- a *shape*: ``paper`` (p = 113, d_model 128, 4 x 32 heads, d_mlp 512) or ``quick`` (p = 59,
+  d_model 64, 4 x 16 heads, d_mlp 256, the quick scale's);
+- a *regime*: ``random`` (freshly initialised) or ``fitted`` (trained until the training loss is at
+  most 1e-6, where runs spend most of their epochs and float32 values go subnormal);
+- D and an ensemble size.
+
+Reported: median steps/s of both, the speed-up, FLOPs per step (grokpipe.model.flops_per_example)
+and the share of the machine's float32 matmul rate measured in the same run; and a throughput fit
+(seconds per step = E / model_steps_per_s + E D / example_steps_per_s, per shape, fitted regime)
+that ``grokpipe plan --throughput`` prices a scale with.
 """
 
 from __future__ import annotations
 
-import json
 import statistics
 import time
-from pathlib import Path
+from dataclasses import dataclass
 
+import numpy as np
 import torch
 
-from .model import ModelConfig, flops_per_example, init_params, stack_params
+from .errors import GrokpipeError
+from .model import ModelConfig, flops_per_example, init_params, loss, stack_params
 from .optim import EnsembleAdamW
 from .reference import reference_forward, tokens_for
 from .spec import RunSpec, ShardSpec
 from .train import ShardData, configure_cpu, pick_device, train_step
 
-DEFAULT_CASES = ((1000, 1), (3830, 1), (12769, 1), (1000, 8), (3830, 8))
+SHAPES = {"paper": (113, dict(d_model=128, n_heads=4, d_head=32, d_mlp=512)),
+          "quick": (59, dict(d_model=64, n_heads=4, d_head=16, d_mlp=256))}
+REGIMES = ("random", "fitted")
+FITTED_LOSS = 1e-6
+FIT_LR, FIT_WEIGHT_DECAY, FIT_MAX_STEPS = 3e-3, 1.0, 20_000
+
+
+@dataclass(frozen=True)
+class Case:
+    shape: str
+    regime: str
+    D: int
+    ensemble: int
+
+
+DEFAULT_CASES = (
+    Case("paper", "random", 3830, 1), Case("paper", "fitted", 3830, 1),
+    Case("paper", "random", 1000, 8), Case("paper", "fitted", 3830, 8),
+    Case("quick", "random", 1400, 1), Case("quick", "fitted", 1400, 1),
+    Case("quick", "fitted", 300, 8), Case("quick", "fitted", 1400, 8),
+)
+
+
+def parse_case(shape: str, regime: str, d: str, ensemble: str) -> Case:
+    if shape not in SHAPES:
+        raise GrokpipeError(f"--case: unknown shape {shape!r}; choose {' or '.join(SHAPES)}")
+    if regime not in REGIMES:
+        raise GrokpipeError(f"--case: unknown regime {regime!r}; choose {' or '.join(REGIMES)}")
+    try:
+        D, E = int(d), int(ensemble)
+    except ValueError:
+        raise GrokpipeError(f"--case: D and ENSEMBLE must be integers, got {d!r} {ensemble!r}") from None
+    p = SHAPES[shape][0]
+    if not 1 <= D <= p * p or not 1 <= E <= 4096:
+        raise GrokpipeError(f"--case: D must be in [1, {p * p}] and ENSEMBLE in [1, 4096], got {D} {E}")
+    return Case(shape, regime, D, E)
 
 
 def _sync(device: torch.device) -> None:
@@ -65,66 +111,146 @@ def matmul_gflops(device: torch.device, size: int = 2048) -> float:
     return 2 * size**3 * rate / 1e9
 
 
-def _fast_step(cfg: ModelConfig, D: int, ensemble: int, device: torch.device):
-    runs = tuple(RunSpec(n_train=D, weight_decay=1.0, seed=s) for s in range(ensemble))
-    spec = ShardSpec(task="add", p=113, model=cfg, runs=runs, steps=1)
+def _spec(shape: str, D: int, ensemble: int) -> ShardSpec:
+    p, widths = SHAPES[shape]
+    run = RunSpec(n_train=D, weight_decay=FIT_WEIGHT_DECAY, seed=0, lr=FIT_LR)  # every member on the same data
+    return ShardSpec(task="add", p=p, model=ModelConfig(n=p, **widths), runs=(run,) * ensemble, steps=1)
+
+
+def fitted_member(shape: str, D: int, device: torch.device) -> tuple[dict, dict, int, float]:
+    """One model trained (full batch, AdamW lr 3e-3, wd 1) until its training loss is <= 1e-6:
+    parameters, optimiser state, steps taken and the loss reached."""
+    spec = _spec(shape, D, 1)
     data = ShardData(spec, device)
-    params = {k: v.to(device).requires_grad_() for k, v in
-              stack_params([init_params(cfg, r.seed) for r in runs]).items()}
-    opt = EnsembleAdamW(params, [r.lr for r in runs], [r.weight_decay for r in runs], spec.betas)
-    return lambda: train_step(params, opt, spec, data), data
+    params = {k: v.to(device).requires_grad_() for k, v in stack_params([init_params(spec.model, 0)]).items()}
+    opt = EnsembleAdamW(params, [FIT_LR], [FIT_WEIGHT_DECAY], spec.betas)
+    (only,) = data.passes
+    current = float("inf")
+    for step in range(1, FIT_MAX_STEPS + 1):
+        train_step(params, opt, spec, data)
+        if step % 50 == 0:
+            with torch.no_grad():
+                current = float(loss(params, spec.model, only.batch, only.labels, only.weight))
+            if current <= FITTED_LOSS:
+                break
+    return ({k: v.detach() for k, v in params.items()}, opt.state_dict(), step, current)
 
 
-def _reference_step(cfg: ModelConfig, data: ShardData, device: torch.device):
-    params = {k: v.to(device).requires_grad_() for k, v in init_params(cfg, 0).items()}
-    opt = torch.optim.AdamW(list(params.values()), lr=1e-3, weight_decay=1.0, betas=(0.9, 0.98))
-    tokens = tokens_for(cfg, data.x[0], data.y[0])
-    labels = data.labels[0]
+def _state(case: Case, device: torch.device, fitted: dict) -> tuple[dict, dict | None]:
+    """Parameters (and optimiser state) of every member for a case."""
+    spec = _spec(case.shape, case.D, case.ensemble)
+    if case.regime == "random":
+        return stack_params([init_params(spec.model, s) for s in range(case.ensemble)]), None
+    params, optim, _, _ = fitted[(case.shape, case.D)]
+    repeat = lambda t: t.repeat(case.ensemble, *([1] * (t.dim() - 1))).clone()  # noqa: E731
+    return ({k: repeat(v) for k, v in params.items()},
+            {"step_count": optim["step_count"], **{m: {k: repeat(v) for k, v in optim[m].items()}
+                                                   for m in ("exp_avg", "exp_avg_sq")}})
+
+
+def _fast_step(case: Case, device: torch.device, fitted: dict):
+    spec = _spec(case.shape, case.D, case.ensemble)
+    data = ShardData(spec, device)
+    stacked, optim = _state(case, device, fitted)
+    params = {k: v.to(device).clone().requires_grad_() for k, v in stacked.items()}
+    opt = EnsembleAdamW(params, [r.lr for r in spec.runs], [r.weight_decay for r in spec.runs], spec.betas)
+    if optim is not None:
+        opt.load_state_dict(optim)
+    return lambda: train_step(params, opt, spec, data), spec, data
+
+
+def _reference_step(case: Case, spec: ShardSpec, data: ShardData, device: torch.device, fitted: dict):
+    stacked, optim = _state(Case(case.shape, case.regime, case.D, 1), device, fitted)
+    params = {k: v[0].to(device).clone().requires_grad_() for k, v in stacked.items()}
+    run = spec.runs[0]
+    opt = torch.optim.AdamW(list(params.values()), lr=run.lr, weight_decay=run.weight_decay, betas=spec.betas)
+    if optim is not None:  # the same moments and step count as the fast side
+        for name, p in params.items():
+            opt.state[p] = {"step": torch.tensor(float(optim["step_count"])),
+                            "exp_avg": optim["exp_avg"][name][0].to(device).clone(),
+                            "exp_avg_sq": optim["exp_avg_sq"][name][0].to(device).clone()}
+    (first, *_) = data.passes
+    tokens = tokens_for(spec.model, first.batch.x[0], first.batch.y[0])
+    labels = first.labels[0]
 
     def step():  # loss in float64 on the last position, as public grokking code and grokpipe's trainer compute it
         opt.zero_grad()
-        logits = reference_forward(params, cfg, tokens)[:, -1].double()
+        logits = reference_forward(params, spec.model, tokens)[:, -1].double()
         torch.nn.functional.cross_entropy(logits, labels).backward()
         opt.step()
 
     return step
 
 
+def fit_throughput(cases: list[dict]) -> dict | None:
+    """Least squares of seconds per step = E / model_steps_per_s + E D / example_steps_per_s over the
+    cases given; None when they cannot separate the two terms."""
+    if len({c["D"] for c in cases}) < 2:
+        return None
+    A = np.array([[c["ensemble"], c["ensemble"] * c["D"]] for c in cases], dtype=float)
+    y = np.array([1 / c["steps_per_s"] for c in cases])
+    coef, *_ = np.linalg.lstsq(A, y, rcond=None)
+    if not np.all(coef > 0):
+        return None
+    return {"model_steps_per_s": float(1 / coef[0]), "example_steps_per_s": float(1 / coef[1]),
+            "cases": len(cases)}
+
+
 def run_bench(cases=DEFAULT_CASES, device: str = "cpu", threads: int = 2, min_seconds: float = 1.0,
-              repeats: int = 5) -> dict:
-    configure_cpu(threads)  # the reference, in the same process, gets the same allocator
+              repeats: int = 5, reference: bool = True, flush_denormals: bool = True) -> dict:
+    flushed = configure_cpu(threads)  # the reference, in the same process, gets the same settings
+    if not flush_denormals:  # to measure what flushing is worth (docs/speed.md)
+        torch.set_flush_denormal(False)
+        flushed = False
     dev = pick_device(device)
-    cfg = ModelConfig(n=113)
-    flops = flops_per_example(cfg)
     peak = matmul_gflops(dev)
+    fitted = {}
+    for shape, D in sorted({(c.shape, c.D) for c in cases if c.regime == "fitted"}):
+        fitted[(shape, D)] = fitted_member(shape, D, dev)
     results = []
-    for D, ensemble in cases:
-        fast, data = _fast_step(cfg, D, ensemble, dev)
-        rate, reference = _steps_per_second([fast, _reference_step(cfg, data, dev)], dev, min_seconds, repeats)
-        ref = reference / ensemble  # the reference trains the members one after another
-        flops_step = 3 * flops["fast"] * D * ensemble
-        results.append({
-            "D": D, "ensemble": ensemble, "reference_steps_per_s": ref, "steps_per_s": rate,
-            "speedup": rate / ref, "flops_per_step": flops_step,
-            "reference_flops_per_step": 3 * flops["reference"] * D * ensemble,
-            "percent_of_matmul_rate": 100 * flops_step * rate / (peak * 1e9),
-        })
-    return {"device": str(dev), "threads": threads, "matmul_gflops": peak, "torch": torch.__version__, "cases": results}
+    for case in cases:
+        fast, spec, data = _fast_step(case, dev, fitted)
+        steps = [fast] + ([_reference_step(case, spec, data, dev, fitted)] if reference else [])
+        rates = _steps_per_second(steps, dev, min_seconds, repeats)
+        flops = flops_per_example(spec.model)
+        flops_step = 3 * flops["fast"] * case.D * case.ensemble
+        row = {"shape": case.shape, "regime": case.regime, "D": case.D, "ensemble": case.ensemble,
+               "steps_per_s": rates[0], "model_steps_per_s": rates[0] * case.ensemble, "flops_per_step": flops_step,
+               "percent_of_matmul_rate": 100 * flops_step * rates[0] / (peak * 1e9)}
+        if case.regime == "fitted":
+            _, _, fit_steps, fit_loss = fitted[(case.shape, case.D)]
+            row.update(fitted_after_steps=fit_steps, fitted_train_loss=fit_loss)
+        if reference:
+            ref = rates[1] / case.ensemble  # the reference trains the members one after another
+            row.update(reference_steps_per_s=ref, speedup=rates[0] / ref,
+                       reference_flops_per_step=3 * flops["reference"] * case.D * case.ensemble)
+        results.append(row)
+    throughput = {shape: fit for shape in SHAPES
+                  if (fit := fit_throughput([r for r in results if r["shape"] == shape and r["regime"] == "fitted"]))}
+    from .provenance import cpu_model
+
+    name = torch.cuda.get_device_name() if dev.type == "cuda" else cpu_model()
+    return {"device": str(dev), "device_name": name, "threads": threads, "denormals_flushed": bool(flushed),
+            "matmul_gflops": peak, "torch": torch.__version__, "cases": results, "throughput": throughput}
 
 
 def print_report(report: dict) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"grokpipe bench: {report['device']}, {report['threads']} threads, "
-                        f"matmul {report['matmul_gflops']:.0f} GFLOP/s (float32)")
-    for col in ("D", "ensemble", "reference steps/s", "grokpipe steps/s", "speed-up", "GFLOP/step", "% of matmul rate"):
+    table = Table(title=f"grokpipe bench: {report['device_name']} ({report['device']}), {report['threads']} threads, "
+                        f"matmul {report['matmul_gflops']:.0f} GFLOP/s (float32), denormals "
+                        f"{'flushed' if report['denormals_flushed'] else 'kept'}")
+    for col in ("shape", "regime", "D", "ensemble", "reference steps/s", "grokpipe steps/s", "speed-up", "GFLOP/step",
+                "% of matmul rate"):
         table.add_column(col, justify="right")
     for c in report["cases"]:
-        table.add_row(str(c["D"]), str(c["ensemble"]), f"{c['reference_steps_per_s']:.2f}", f"{c['steps_per_s']:.2f}",
-                      f"{c['speedup']:.1f}x", f"{c['flops_per_step'] / 1e9:.2f}", f"{c['percent_of_matmul_rate']:.0f}%")
-    Console().print(table)
-
-
-def write_json(report: dict, path: Path) -> None:
-    Path(path).write_text(json.dumps(report, indent=2))
+        ref = c.get("reference_steps_per_s")
+        table.add_row(c["shape"], c["regime"], str(c["D"]), str(c["ensemble"]), f"{ref:.2f}" if ref else "-",
+                      f"{c['steps_per_s']:.2f}", f"{c['speedup']:.1f}x" if ref else "-",
+                      f"{c['flops_per_step'] / 1e9:.2f}", f"{c['percent_of_matmul_rate']:.0f}%")
+    console = Console()
+    console.print(table)
+    for shape, fit in report["throughput"].items():
+        console.print(f"{shape} shape, fitted regime: {fit['model_steps_per_s']:.0f} model-steps/s and "
+                      f"{fit['example_steps_per_s']:.3g} example-steps/s (grokpipe plan --throughput)")

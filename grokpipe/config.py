@@ -1,28 +1,47 @@
-"""The pipeline's plan: ``config.yaml`` expanded into shards of runs.
+"""The pipeline's plan: ``config.yaml`` expanded into shards of runs, with their paths, costs,
+priorities and resources.
 
-The config has two scales under ``scales:`` and a switch ``scale: quick|paper``. Each scale
-names its model, its modulus and its experiments; every experiment is a grid (tasks x training
-set sizes x weight decays x seeds) trained either from a random start or from the ``pretrain``
-checkpoint of the same task and seed. :func:`load_plan` turns the grid into shards: runs with the
-same task and step count, sorted by training set size and cut into groups of at most
-``shard_size``, so an ensemble pads its members to similar sizes.
+The config has scales under ``scales:`` and a switch ``scale:``. Each scale names its model,
+its modulus and its experiments; every experiment is a grid (tasks x training set sizes x weight
+decays x seeds) trained from a random start or from the ``pretrain`` checkpoint of the same task
+and seed. :func:`load_plan` turns each grid into shards: runs of one task and step count, sorted
+by training set size and cut so that no shard exceeds ``shard_size`` runs or ``shard_ms_per_step``
+estimated milliseconds per step (a shard is one job: cost-sized jobs keep every core busy).
 
-This module is the only place that knows the config's shape; the Snakefile asks it for shard
-names and command lines and holds no science itself.
+This module is the only place that knows the config's shape and the results layout; the Snakefile
+asks it for paths, shard names, specs, priorities and resources, and holds no science itself.
+The JSON schema (workflow/schemas/config.schema.yaml) checks the config's shape and fills its
+defaults; :meth:`grokpipe.spec.ShardSpec.validate` checks every value that reaches a shard.
 """
 
 from __future__ import annotations
 
+import copy
+import functools
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .errors import GrokpipeError
 from .spec import EvalSchedule, ModelConfig, RunSpec, ShardSpec, stable_hash
-from .tasks import TASKS, make_dataset, n_elements, validate_task
+from .tasks import make_dataset, n_elements
 
-EXPERIMENTS = ("grok", "pretrain", "ungrok", "ungrok_tasks", "semigrok", "efficiency_mem", "efficiency_gen")
+EXPERIMENTS = ("grok", "pretrain", "ungrok", "ungrok_tasks", "semigrok_scan", "semigrok", "efficiency_mem",
+               "efficiency_gen")
 FROM_PRETRAIN = "pretrain"
+# semi-grokking's second stage takes its training set sizes from where the first stage's runs
+# turned from chance to full accuracy (grokpipe.analysis.semigrok_band)
+ADAPTIVE, ADAPTIVE_SOURCE = "semigrok", "semigrok_scan"
+
+# The results layout: every path is built from these patterns (Snakemake uses them as wildcards).
+RESULTS = "results"
+SHARD_FILE = RESULTS + "/runs/{experiment}/{shard}.h5"
+CHECKPOINT_FILE = RESULTS + "/checkpoints/{experiment}/{shard}.pt"
+SPEC_FILE = RESULTS + "/specs/{experiment}/{shard}.json"
+SHARD_LOG = RESULTS + "/logs/{experiment}/{shard}.log"
+BAND_FILE = RESULTS + "/semigrok_band.json"
+HASH_LENGTH = 10
+SHARD_NAME = r"[a-z0-9_]+-[0-9a-f]{%d}" % HASH_LENGTH
 
 
 @dataclass(frozen=True)
@@ -32,32 +51,40 @@ class ShardJob:
     spec: ShardSpec
     init_shard: str | None  # name of the pretrain shard this one starts from
 
+    def path(self, pattern: str) -> str:
+        return pattern.format(experiment=self.experiment, shard=self.name)
+
     @property
     def output(self) -> str:
-        return f"results/runs/{self.experiment}/{self.name}.h5"
+        return self.path(SHARD_FILE)
 
     @property
     def checkpoint(self) -> str:
-        return f"results/checkpoints/{self.experiment}/{self.name}.pt"
+        return self.path(CHECKPOINT_FILE)
 
-    def train_args(self, device: str) -> str:
-        """Everything ``grokpipe train`` needs besides --out, --checkpoint and --threads."""
-        s, m = self.spec, self.spec.model
-        r0 = s.runs[0]
-        args = [
-            f"--experiment {self.experiment}", f"--task {s.task}", f"--p {s.p}", f"--steps {s.steps}",
-            f"--lr {r0.lr}", f"--d-model {m.d_model}", f"--n-heads {m.n_heads}", f"--d-head {m.d_head}",
-            f"--d-mlp {m.d_mlp}", f"--eval-every {s.schedule.every}", f"--evals-per-decade {s.schedule.per_decade}",
-            f"--checkpoint-every {s.checkpoint_every}", f"--device {device}",
-            "--runs " + " ".join(f"{r.n_train}:{r.weight_decay}:{r.seed}" for r in s.runs),
-        ]
-        if r0.random_labels:
-            args.append("--random-labels")
-        if s.circuits:
-            args.append("--circuits")
-        if self.init_shard:
-            args.append(f"--init-from results/checkpoints/{FROM_PRETRAIN}/{self.init_shard}.pt")
-        return " ".join(args)
+    @property
+    def init_checkpoint(self) -> str | None:
+        return CHECKPOINT_FILE.format(experiment=FROM_PRETRAIN, shard=self.init_shard) if self.init_shard else None
+
+
+@dataclass(frozen=True)
+class Throughput:
+    """How fast this scale's device trains, for pricing shards: a step of a shard of M models with
+    training sets D_1..D_M takes ``M / model_steps_per_s + sum(D) / example_steps_per_s`` seconds,
+    and an evaluation ``M * n_examples / (3 example_steps_per_s)`` (a forward pass only)."""
+
+    model_steps_per_s: float
+    example_steps_per_s: float
+    source: str = "config"
+
+    def step_seconds(self, spec: ShardSpec) -> float:
+        return len(spec.runs) / self.model_steps_per_s + sum(r.n_train for r in spec.runs) / self.example_steps_per_s
+
+    def eval_seconds(self, spec: ShardSpec) -> float:
+        return len(spec.runs) * make_dataset(spec.task, spec.p).n_examples / (3 * self.example_steps_per_s)
+
+    def seconds(self, spec: ShardSpec) -> float:
+        return spec.steps * self.step_seconds(spec) + spec.schedule.count(spec.steps) * self.eval_seconds(spec)
 
 
 @dataclass(frozen=True)
@@ -65,13 +92,16 @@ class Plan:
     scale: str
     settings: dict
     jobs: dict[tuple[str, str], ShardJob]
+    throughput: Throughput  # prices jobs; the config's, or a measured one (grokpipe plan --throughput)
+    adaptive: dict | None = None  # the second semi-grokking stage's grid, placed by the first stage
 
     def experiment_jobs(self, experiment: str) -> list[ShardJob]:
         return [j for (e, _), j in self.jobs.items() if e == experiment]
 
-    def job(self, experiment: str, name: str) -> ShardJob:
+    def job(self, experiment: str, name: str, band: dict | None = None) -> ShardJob:
+        jobs = self.jobs if band is None else {**self.jobs, **self.adaptive_jobs(band)}
         try:
-            return self.jobs[(experiment, name)]
+            return jobs[(experiment, name)]
         except KeyError:
             raise GrokpipeError(f"no shard {experiment}/{name} in the {self.scale} plan") from None
 
@@ -81,30 +111,68 @@ class Plan:
     def init_output(self, job: ShardJob) -> list[str]:
         return [self.job(FROM_PRETRAIN, job.init_shard).output] if job.init_shard else []
 
+    # ---- the adaptive stage
+
+    def adaptive_jobs(self, band: dict) -> dict[tuple[str, str], ShardJob]:
+        """The second semi-grokking stage's shards, at the sizes ``band`` (from the first stage) gives."""
+        if self.adaptive is None:
+            return {}
+        sizes = band.get("sizes", [])
+        if not sizes:
+            return {}
+        jobs: dict = {}
+        grid = {**self.adaptive, "n_train": sizes}
+        _expand_grid(ADAPTIVE, grid, f"scales.{self.scale}.experiments.{ADAPTIVE}", self.settings, jobs, {})
+        return jobs
+
+    # ---- cost, priority, resources
+
+    def seconds(self, job: ShardJob) -> float:
+        return self.throughput.seconds(job.spec)
+
+    @functools.cached_property
+    def _dependents(self) -> dict[str, list[ShardJob]]:
+        out: dict[str, list[ShardJob]] = {}
+        for job in self.jobs.values():
+            if job.init_shard:
+                out.setdefault(job.init_shard, []).append(job)
+        return out
+
+    def priority(self, job: ShardJob) -> float:
+        """The longest chain of estimated seconds that starts with this job: Snakemake starts the
+        highest first, so the critical path (pretraining, then what depends on it) never waits."""
+        dependents = self._dependents.get(job.name, []) if job.experiment == FROM_PRETRAIN else []
+        return self.seconds(job) + max((self.seconds(j) for j in dependents), default=0.0)
+
+    def critical_path(self) -> tuple[float, list[ShardJob]]:
+        """Estimated seconds and jobs of the longest dependency chain of training shards."""
+        best = max(self.jobs.values(), key=self.priority, default=None)
+        if best is None:
+            return 0.0, []
+        dependents = self._dependents.get(best.name, []) if best.experiment == FROM_PRETRAIN else []
+        return self.priority(best), [best] + ([max(dependents, key=self.seconds)] if dependents else [])
+
+    def resources(self, job: ShardJob) -> dict:
+        """What a training job asks a cluster for: GPUs, memory, and minutes (the estimate, with margin)."""
+        r = self.settings["resources"]
+        minutes = r["runtime_margin"] * self.seconds(job) / 60 + r["runtime_min_minutes"]
+        return {"gpu": r["gpu"], "mem_mb": r["mem_mb"], "runtime": max(1, math.ceil(minutes))}
+
 
 def _fail(where: str, what: str):
     raise GrokpipeError(f"config {where}: {what}")
 
 
-def _sizes(exp: dict, task: str, p: int, where: str) -> list[int]:
+def _sizes(exp: dict, task: str, p: int) -> list[int]:
     total = make_dataset(task, p).n_examples
-    if ("n_train" in exp) == ("n_train_fraction" in exp):
-        _fail(where, "give exactly one of n_train and n_train_fraction")
     if "n_train" in exp:
         sizes = [int(d) for d in exp["n_train"]]
     else:
         sizes = [max(1, round(f * total)) for f in exp["n_train_fraction"]]
-    if not sizes:
-        _fail(where, "empty grid of training set sizes")
-    for d in sizes:
-        if not 1 <= d <= total:
-            _fail(where, f"n_train={d} is impossible for task {task} with p={p} ({total} examples)")
     return sorted(set(sizes))
 
 
 def _steps(exp: dict, lr: float, wd: float, where: str) -> int:
-    if ("steps" in exp) == ("lr_wd_steps" in exp):
-        _fail(where, "give exactly one of steps and lr_wd_steps")
     if "steps" in exp:
         return int(exp["steps"])
     if wd <= 0:
@@ -112,104 +180,106 @@ def _steps(exp: dict, lr: float, wd: float, where: str) -> int:
     return max(1, math.ceil(exp["lr_wd_steps"] / (lr * wd)))
 
 
-def _nonempty(exp: dict, key: str, where: str) -> list:
-    values = exp.get(key)
-    if not values:
-        _fail(where, f"{key} is an empty grid")
-    if len(set(values)) != len(values):
-        _fail(where, f"{key} has duplicate values: {values}")
-    return list(values)
-
-
 def load_plan(config: dict) -> Plan:
-    """Expand the config (as Snakemake loaded it) into shards; raise GrokpipeError on a bad value."""
-    scale = config.get("scale", "quick")
-    scales = config.get("scales", {})
+    """Expand a schema-checked config (as Snakemake loaded it) into shards; raise GrokpipeError on a bad value."""
+    scale = config["scale"]
+    scales = config["scales"]
     if scale not in scales:
-        raise GrokpipeError(f"config scale: unknown scale {scale!r}; choose one of {', '.join(scales) or 'none defined'}")
+        raise GrokpipeError(f"config scale: unknown scale {scale!r}; choose one of {', '.join(scales)}")
     s = scales[scale]
-    p = int(s["p"])
     jobs: dict[tuple[str, str], ShardJob] = {}
     pretrain_by_task: dict[str, list[ShardJob]] = {}
-    unknown = set(s["experiments"]) - set(EXPERIMENTS)
-    if unknown:
-        _fail(f"scales.{scale}.experiments", f"unknown experiment(s) {sorted(unknown)}; known: {', '.join(EXPERIMENTS)}")
+    adaptive = None
     # pretrain first: others start from its checkpoints
-    order = sorted(s["experiments"], key=lambda e: e != FROM_PRETRAIN)
-    for experiment in order:
+    for experiment in sorted(s["experiments"], key=lambda e: e != FROM_PRETRAIN):
         grids = s["experiments"][experiment]
         for index, exp in enumerate(grids if isinstance(grids, list) else [grids]):
             where = f"scales.{scale}.experiments.{experiment}" + (f"[{index}]" if isinstance(grids, list) else "")
-            _expand_grid(experiment, exp, where, s, p, jobs, pretrain_by_task)
-    return Plan(scale, s, jobs)
+            if "band" in exp:
+                if experiment != ADAPTIVE or ADAPTIVE_SOURCE not in s["experiments"]:
+                    _fail(where, f"band: only {ADAPTIVE} places its sizes, from a {ADAPTIVE_SOURCE} experiment")
+                adaptive = exp
+                continue
+            _expand_grid(experiment, exp, where, s, jobs, pretrain_by_task)
+    return Plan(scale, s, jobs, _throughput(s), adaptive)
 
 
-def _expand_grid(experiment: str, exp: dict, where: str, s: dict, p: int, jobs: dict, pretrain_by_task: dict) -> None:
-    for task in _nonempty(exp, "tasks", where):
-        if task not in TASKS:
-            _fail(where, f"unknown task {task!r}; choose from {', '.join(TASKS)}")
-        try:
-            validate_task(task, p)
-        except GrokpipeError as e:
-            _fail(where, str(e))
-        lr = float(exp.get("lr", 1e-3))
-        if lr <= 0:
-            _fail(where, f"lr must be > 0, got {lr}")
-        init = exp.get("init", "random")
-        if init not in ("random", FROM_PRETRAIN):
-            _fail(where, f"init must be random or pretrain, got {init!r}")
-        sizes = _sizes(exp, task, p, where)
-        wds = [float(w) for w in _nonempty(exp, "weight_decay", where)]
-        if any(w < 0 for w in wds):
-            _fail(where, f"weight decay must be >= 0, got {wds}")
-        seeds = [int(x) for x in _nonempty(exp, "seeds", where)]
-        if any(x < 0 for x in seeds):
-            _fail(where, f"seeds must be >= 0, got {seeds}")
+def _expand_grid(experiment: str, exp: dict, where: str, s: dict, jobs: dict, pretrain_by_task: dict) -> None:
+    p = s["p"]
+    for task in exp["tasks"]:
+        sizes = _sizes(exp, task, p)
         model = ModelConfig(n_elements(task, p), **s["model"])
         groups: dict[int, list[RunSpec]] = {}
-        for wd in wds:
-            steps = _steps(exp, lr, wd, where)
+        for wd in exp["weight_decay"]:
+            steps = _steps(exp, exp["lr"], wd, where)
             groups.setdefault(steps, []).extend(
-                RunSpec(d, wd, seed, lr, bool(exp.get("random_labels", False))) for d in sizes for seed in seeds
-            )
+                RunSpec(d, wd, seed, exp["lr"], exp["random_labels"]) for d in sizes for seed in exp["seeds"])
         for steps, runs in groups.items():
             runs.sort(key=lambda r: (r.n_train, r.weight_decay, r.seed))
-            size = int(s.get("shard_size", 8))
-            for start in range(0, len(runs), size):
-                chunk = tuple(runs[start : start + size])
-                init_shard = None
-                if init == FROM_PRETRAIN:
-                    init_shard = _pretrain_for(pretrain_by_task, task, chunk, where)
-                spec = ShardSpec(
-                    task=task, p=p, model=model, runs=chunk, steps=steps,
-                    schedule=EvalSchedule(**s.get("eval", {})),
-                    checkpoint_every=int(s.get("checkpoint_every", 1000)),
-                    circuits=bool(exp.get("circuits", False)),
-                )
-                name = f"{task}-{stable_hash([spec.identity_dict(), init_shard], 10)}"
-                job = ShardJob(experiment, name, spec, init_shard)
-                jobs[(experiment, name)] = job
-                if experiment == FROM_PRETRAIN:
-                    pretrain_by_task.setdefault(task, []).append(job)
+            template = ShardSpec(task=task, p=p, model=model, runs=tuple(runs), steps=steps,
+                                 schedule=EvalSchedule(**s["eval"]), checkpoint_every=s["checkpoint_every"],
+                                 circuits=exp["circuits"], stop_when_converged=exp["stop_when_converged"])
+            try:
+                template.validate()
+            except GrokpipeError as e:
+                _fail(where, str(e))
+            # runs that start from pretraining are sharded with the runs of the same pretrain shard
+            by_source: dict[str | None, list[RunSpec]] = {}
+            for run in runs:
+                source = _pretrain_for(pretrain_by_task, task, run.seed, where) if exp["init"] == FROM_PRETRAIN else None
+                by_source.setdefault(source, []).append(run)
+            for init_shard, group in by_source.items():
+                limit = exp.get("shard_ms_per_step", s["shard_ms_per_step"])
+                for chunk in _cut(replace(template, runs=tuple(group)), limit, s):
+                    spec = replace(template, runs=chunk)
+                    name = f"{task}-{stable_hash([spec.identity_dict(), init_shard], HASH_LENGTH)}"
+                    jobs[(experiment, name)] = job = ShardJob(experiment, name, spec, init_shard)
+                    if experiment == FROM_PRETRAIN:
+                        pretrain_by_task.setdefault(task, []).append(job)
 
 
-def _pretrain_for(pretrain_by_task: dict, task: str, runs: tuple[RunSpec, ...], where: str) -> str:
-    """The one pretrain shard that holds every seed these runs need."""
-    seeds = {r.seed for r in runs}
+def _throughput(s: dict) -> Throughput:
+    t = s["throughput"]
+    return Throughput(t["model_steps_per_s"], t["example_steps_per_s"], t.get("measured", "the config"))
+
+
+def _cut(template: ShardSpec, limit_ms: float, s: dict) -> list[tuple[RunSpec, ...]]:
+    """Consecutive runs (sorted by D) in shards of at most ``shard_size`` runs, with about equal
+    estimated milliseconds per step each and none much above ``limit_ms``. Cuts depend on the cost of
+    a step, never on the step count: raising ``steps`` keeps every shard (and resumes it); the config's
+    throughput decides them (never a measured one: shard names must not depend on the machine)."""
+    throughput = _throughput(s)
+    costs = [1000 * throughput.step_seconds(replace(template, runs=(r,))) for r in template.runs]
+    count = max(math.ceil(len(costs) / s["shard_size"]), math.ceil(sum(costs) / limit_ms), 1)
+    target = sum(costs) / count
+    chunks, current, spent = [], [], 0.0
+    for run, cost in zip(template.runs, costs):
+        if current and (len(current) >= s["shard_size"] or spent + cost / 2 > target):
+            chunks.append(tuple(current))
+            current, spent = [], 0.0
+        current.append(run)
+        spent += cost
+    return chunks + [tuple(current)]
+
+
+def _pretrain_for(pretrain_by_task: dict, task: str, seed: int, where: str) -> str:
+    """The pretrain shard that holds a run of this task and seed."""
     for job in pretrain_by_task.get(task, []):
-        if seeds <= {r.seed for r in job.spec.runs}:
+        if seed in {r.seed for r in job.spec.runs}:
             return job.name
-    _fail(where, f"init: pretrain needs a pretrain shard of task {task} with seeds {sorted(seeds)} "
-                 f"(add them to experiments.pretrain, and keep its shard_size >= its seed count)")
+    _fail(where, f"init: pretrain needs a pretrain run of task {task} with seed {seed} (add it to experiments.pretrain)")
 
 
 def load_config_file(path: Path) -> dict:
     import yaml
 
     try:
-        return yaml.safe_load(Path(path).read_text())
-    except (OSError, yaml.YAMLError) as e:
+        config = yaml.safe_load(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
         raise GrokpipeError(f"cannot read config {path}: {str(e).splitlines()[0]}") from None
+    if not isinstance(config, dict):
+        raise GrokpipeError(f"config {path} is not a mapping of settings")
+    return config
 
 
 SCHEMA = Path("workflow") / "schemas" / "config.schema.yaml"
@@ -239,27 +309,40 @@ def validate_config(config: dict, schema_path: Path) -> None:
         if isinstance(instance, dict):
             for key, sub in properties.items():
                 if "default" in sub and key not in instance:
-                    instance[key] = sub["default"]
+                    instance[key] = copy.deepcopy(sub["default"])
         yield from fill_defaults(validator, properties, instance, schema_)
 
-    Validator = jsonschema.validators.extend(validator_class, {"properties": properties_with_defaults})
+    def finite(validator, value, instance, schema_):  # YAML's .nan and .inf are numbers to JSON Schema
+        if value and isinstance(instance, float) and not math.isfinite(instance):
+            yield jsonschema.ValidationError(f"{instance} is not a finite number")
+
+    def exactly_one(validator, groups, instance, schema_):
+        if isinstance(instance, dict):
+            for keys in groups:
+                if sum(key in instance for key in keys) != 1:
+                    yield jsonschema.ValidationError(f"give exactly one of {', '.join(keys[:-1])} and {keys[-1]}")
+
+    Validator = jsonschema.validators.extend(validator_class, {"properties": properties_with_defaults,
+                                                               "finite": finite, "exactlyOne": exactly_one})
     error = jsonschema.exceptions.best_match(Validator(schema).iter_errors(config))
     if error is not None:
         where = ".".join(str(p) for p in error.absolute_path) or "(top level)"
         raise GrokpipeError(f"config {where}: {error.message}")
 
 
-def plan_cost(plan: Plan) -> dict[str, dict]:
-    """Per experiment: shards, runs, steps and training FLOPs (3 x forward, padded ensembles)."""
+def plan_cost(plan: Plan, jobs: list[ShardJob] | None = None) -> dict[str, dict]:
+    """Per experiment: shards, runs, steps, training FLOPs (3 x forward) and estimated seconds."""
     from .model import flops_per_example
 
     out: dict[str, dict] = {}
-    for (experiment, _), job in plan.jobs.items():
+    for job in jobs if jobs is not None else plan.jobs.values():
         spec = job.spec
-        per_step = 3 * flops_per_example(spec.model)["fast"] * len(spec.runs) * max(r.n_train for r in spec.runs)
-        row = out.setdefault(experiment, {"shards": 0, "runs": 0, "run_steps": 0, "flops": 0.0})
+        per_step = 3 * flops_per_example(spec.model)["fast"] * sum(r.n_train for r in spec.runs)
+        row = out.setdefault(job.experiment, {"shards": 0, "runs": 0, "run_steps": 0, "flops": 0.0, "seconds": 0.0})
         row["shards"] += 1
         row["runs"] += len(spec.runs)
         row["run_steps"] += len(spec.runs) * spec.steps
         row["flops"] += per_step * spec.steps
+        row["seconds"] += plan.seconds(job)
     return out
+

@@ -22,7 +22,7 @@ class EnsembleAdamW:
         params: dict[str, torch.Tensor],
         lr: torch.Tensor | list[float],
         weight_decay: torch.Tensor | list[float],
-        betas: tuple[float, float] = (0.9, 0.98),
+        betas: tuple[float, float],
         eps: float = 1e-8,
     ):
         self.params = params

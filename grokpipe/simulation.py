@@ -14,9 +14,7 @@ about a hundred times slower.
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import numpy as np
 
@@ -127,11 +125,3 @@ def run_all(steps: int = 10_000) -> dict:
         final = {k: float(v[-1]) for k, v in curves.items()}
         cases.append({"case": asdict(case), "final": final, "curves": {k: v.tolist() for k, v in curves.items()}})
     return {"steps": steps, "cases": cases, "theorem_d4": theorem_d4_check()}
-
-
-def write_json(result: dict, path: Path) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(result))
-    tmp.replace(path)

@@ -4,6 +4,10 @@ Every example is the sequence ``<x><op><y><=>`` and the label is the answer toke
 are tokens ``0..n-1``; ``<op>`` is token ``n`` and ``<=>`` is token ``n+1``, so the vocabulary
 has ``n + 2`` tokens (115 for p = 113, as in the paper).
 
+The paper's three permutation tasks live in S5 (120 elements, 14,400 examples). The same three
+in S4 (24 elements, 576 examples) are this project's addition: the quick scale's stand-in for
+S5, which costs more than the whole quick pipeline to pretrain on a CPU (docs/quick-scale.md).
+
 Splits: one permutation of all examples per (task, p, data seed); a training set of size D is
 its first D entries, so every smaller training set is a subset of every larger one, and the
 test set is everything else.
@@ -12,6 +16,7 @@ test set is everything else.
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass
 from functools import cache
 from typing import Callable
@@ -21,20 +26,44 @@ import numpy as np
 from .errors import GrokpipeError
 
 N_POSITIONS = 4  # <x> <op> <y> <=>
+# p^2 examples: at p = 500 one model's evaluation logits (p^2 x (p + 2) float32) are 0.5 GB
+MAX_P = 500
 
 
 def is_prime(n: int) -> bool:
-    return n >= 2 and all(n % d for d in range(2, int(n**0.5) + 1))
+    """Deterministic Miller-Rabin (exact for every n < 3.3e24): fast for any n a user can type."""
+    if n < 2:
+        return False
+    small = (2, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37, 41)
+    if n in small:
+        return True
+    if any(n % q == 0 for q in small):
+        return False
+    d, r = n - 1, 0
+    while d % 2 == 0:
+        d, r = d // 2, r + 1
+    for a in small:
+        x = pow(a, d, n)
+        if x in (1, n - 1):
+            continue
+        for _ in range(r - 1):
+            x = x * x % n
+            if x == n - 1:
+                break
+        else:
+            return False
+    return True
 
 
 @dataclass(frozen=True)
 class TaskSpec:
     name: str
     formula: str
-    group: str  # "mod" (elements 0..p-1) or "s5" (the 120 permutations of 5 items)
+    group: str  # "mod" (elements 0..p-1) or "sym" (the permutations of ``degree`` items)
     answer: Callable[[np.ndarray, np.ndarray, int], np.ndarray] | None  # for "mod" tasks
     y_nonzero: bool = False  # division needs y != 0
     needs_prime: bool = False
+    degree: int = 0  # "sym" tasks: S_degree
 
 
 def _mod_inverse(y: np.ndarray, p: int) -> np.ndarray:
@@ -62,9 +91,8 @@ TASKS: dict[str, TaskSpec] = {
         TaskSpec("sum_squares", "x^2+y^2 mod p", "mod", lambda x, y, p: (x * x + y * y) % p),
         TaskSpec("sum_squares_cross", "x^2+xy+y^2 mod p", "mod",
                  lambda x, y, p: (x * x + x * y + y * y) % p),
-        TaskSpec("s5_conj", "x y x^-1 in S5", "s5", None),
-        TaskSpec("s5_mul", "x y in S5", "s5", None),
-        TaskSpec("s5_xyx", "x y x in S5", "s5", None),
+        *(TaskSpec(f"s{k}_{name}", f"{formula} in S{k}", "sym", None, degree=k)
+          for k in (5, 4) for name, formula in (("conj", "x y x^-1"), ("mul", "x y"), ("xyx", "x y x")))
     ]
 }
 
@@ -82,28 +110,31 @@ def get_task(name: str) -> TaskSpec:
 
 
 @cache
-def _s5_tables() -> tuple[np.ndarray, np.ndarray]:
-    """Composition and inverse tables of S5 (element i is the i-th permutation in lexicographic order)."""
-    perms = list(itertools.permutations(range(5)))
+def _symmetric_group(degree: int) -> tuple[np.ndarray, np.ndarray]:
+    """Composition and inverse tables of S_degree (element i is the i-th permutation in lexicographic order)."""
+    perms = list(itertools.permutations(range(degree)))
     index = {p: i for i, p in enumerate(perms)}
-    compose = np.empty((120, 120), dtype=np.int64)  # compose[a, b] = a∘b, (a∘b)(k) = a(b(k))
+    compose = np.empty((len(perms), len(perms)), dtype=np.int64)  # compose[a, b] = a∘b, (a∘b)(k) = a(b(k))
     for i, a in enumerate(perms):
         for j, b in enumerate(perms):
-            compose[i, j] = index[tuple(a[b[k]] for k in range(5))]
+            compose[i, j] = index[tuple(a[b[k]] for k in range(degree))]
     inverse = np.array([index[tuple(np.argsort(p))] for p in perms], dtype=np.int64)
     return compose, inverse
 
 
 def n_elements(task: str, p: int) -> int:
     """Number of element tokens n (answers are 0..n-1; the vocabulary has n + 2 tokens)."""
-    return 120 if get_task(task).group == "s5" else p
+    spec = get_task(task)
+    return math.factorial(spec.degree) if spec.group == "sym" else p
 
 
 def validate_task(task: str, p: int) -> None:
     spec = get_task(task)
+    if isinstance(p, bool) or not isinstance(p, int):
+        raise GrokpipeError(f"p must be an integer, got {p!r}")
     if spec.group == "mod":
-        if p < 3:
-            raise GrokpipeError(f"p must be at least 3, got {p}")
+        if not 3 <= p <= MAX_P:
+            raise GrokpipeError(f"p must be in [3, {MAX_P}], got {p}")
         if spec.needs_prime and not is_prime(p):
             raise GrokpipeError(f"task {task} needs a prime p (division or multiplicative group), got p={p}")
 
@@ -149,9 +180,9 @@ def make_dataset(task: str, p: int) -> Dataset:
     if spec.group == "mod":
         label = spec.answer(x, y, p)
     else:
-        compose, inverse = _s5_tables()
+        compose, inverse = _symmetric_group(spec.degree)
         xy = compose[x, y]
-        label = {"s5_mul": xy, "s5_conj": compose[xy, inverse[x]], "s5_xyx": compose[xy, x]}[task]
+        label = {"mul": xy, "conj": compose[xy, inverse[x]], "xyx": compose[xy, x]}[task.split("_", 1)[1]]
     for arr in (x, y, label):
         arr.setflags(write=False)
     return Dataset(task, p, n, x.astype(np.int64), y.astype(np.int64), label.astype(np.int64))

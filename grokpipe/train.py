@@ -1,10 +1,13 @@
-"""Training one shard: full-batch AdamW on an ensemble, evaluations into the live store,
-atomic checkpoints, and resume that gives the same numbers as an uninterrupted run.
+"""Training one shard: full-batch AdamW on an ensemble, evaluations into the live store, atomic
+checkpoints, and resume that gives the same numbers as an uninterrupted run.
 
 With full-batch training one step is one epoch. Training draws no random numbers after
 initialisation (no dropout, no minibatches), so parameters, optimiser moments and the step count
-are the whole state; the checkpoint also carries the curves so far, from which the shard file is
-rebuilt on resume (a file torn by a kill is never appended to).
+are the whole state (:class:`TrainState`); the checkpoint also carries the curves so far, from
+which the shard file is rebuilt on resume (a file torn by a kill is never appended to).
+
+Imports only torch, numpy, h5py and rich (no Snakemake, Textual or jsonschema): a GPU machine
+with just those can train (tests/test_imports.py).
 """
 
 from __future__ import annotations
@@ -21,16 +24,22 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .checkpoint import load_checkpoint, save_checkpoint
 from .circuits import CIRCUIT_METRICS, circuit_metrics
+from .convergence import run_converged
 from .errors import GrokpipeError
+from .files import check_distinct, check_output
 from .model import Batch, forward, init_params, loss, param_norm, stack_params
 from .optim import EnsembleAdamW
-from .spec import ShardSpec
-from .store import BASE_METRICS, SHARD_FORMAT, ShardWriter, StoreError, file_format, read_shard
+from .provenance import collect as collect_provenance
+from .spec import NUMERICS_VERSION, ShardSpec
+from .store import BASE_METRICS, ShardWriter, read_shard
 from .tasks import make_dataset, random_labels, train_indices
 
-CHECKPOINT_FORMAT = "grokpipe-checkpoint-1"
 EVAL_CHUNK = 4096
+# On a CPU, an ensemble's activations beyond a few thousand examples fall out of cache and a batched
+# step gets slower than the same members one after another; on a GPU, one pass is fastest.
+CPU_EXAMPLES_PER_PASS = 4096
 
 
 def available_cores() -> int:
@@ -40,21 +49,28 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
-def configure_cpu(threads: int) -> None:
-    """Use ``threads`` torch threads, and keep freed memory in the process.
+def configure_cpu(threads: int) -> bool:
+    """Use ``threads`` torch threads, flush denormals, and keep freed memory in the process.
+    Returns whether denormals are flushed (provenance records it).
 
-    A training step allocates and frees the same few ~10 MB buffers every step. By default glibc
-    returns such blocks to the kernel and takes fresh zeroed pages on the next step: about 3000
-    page faults a step, 4 ms of a 22 ms step at D = 3830 on this project's CPU machine."""
+    Denormals: once a run fits its training set, float32 gradients and Adam moments sink below
+    1.2e-38, where x86 cores compute in microcode: steps ran 3-4x slower in the fitted regime.
+    Flush-to-zero and denormals-are-zero make those values 0 instead (docs/speed.md).
+
+    Memory: a step allocates and frees the same few ~10 MB buffers. By default glibc returns them
+    to the kernel and takes fresh zeroed pages on the next step: about 3000 page faults a step,
+    4 ms of a 22 ms step at D = 3830 on this project's CPU machine."""
     torch.set_num_threads(threads)
+    flushed = torch.set_flush_denormal(True)
     if sys.platform.startswith("linux"):
         try:
             libc = ctypes.CDLL("libc.so.6")
         except OSError:  # not glibc: leave the allocator alone
-            return
+            return flushed
         M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
         libc.mallopt(M_MMAP_THRESHOLD, 32 << 20)  # largest glibc accepts: smaller blocks come from the heap
         libc.mallopt(M_TRIM_THRESHOLD, 1 << 30)  # and the heap is not trimmed after every step
+    return flushed
 
 
 def pick_device(name: str) -> torch.device:
@@ -67,36 +83,6 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-# ---------------------------------------------------------------- checkpoints
-
-
-def save_checkpoint(path: Path, state: dict) -> None:
-    """Write to a temporary name, then rename: a kill mid-write leaves the previous checkpoint."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        torch.save(state, tmp)
-        os.replace(tmp, path)
-    except OSError as e:
-        tmp.unlink(missing_ok=True)
-        raise GrokpipeError(f"cannot write checkpoint {path}: {e.strerror or e}") from None
-
-
-def load_checkpoint(path: Path) -> dict:
-    """Load safely (``weights_only=True``: no code runs) and check it is one of ours."""
-    path = Path(path)
-    if not path.is_file():
-        raise GrokpipeError(f"checkpoint {path} does not exist")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # torch raises many types for torn or foreign files
-        first = str(e).strip().splitlines()[0][:80] if str(e).strip() else type(e).__name__
-        raise GrokpipeError(f"checkpoint {path} is corrupt or not a grokpipe checkpoint ({first})") from None
-    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-        raise GrokpipeError(f"checkpoint {path} is not a grokpipe checkpoint")
-    return state
-
-
 def init_from_checkpoint(spec: ShardSpec, path: Path) -> tuple[list[dict], dict, str]:
     """Each run continues the member of the checkpoint with the same seed (ungrokking: "continue
     training on a smaller subset"): its parameters, and its AdamW moments and step count.
@@ -106,7 +92,7 @@ def init_from_checkpoint(spec: ShardSpec, path: Path) -> tuple[list[dict], dict,
     accuracy in one step, before any ungrokking. Returns the parameters per run, the optimiser
     state for the shard, and the source's ``identity@step``."""
     state = load_checkpoint(path)
-    source = ShardSpec.from_json(state["spec"])
+    source = ShardSpec.from_json(state["spec"], f"--init-from {path}")
     if (source.task, source.p, source.model) != (spec.task, spec.p, spec.model):
         raise GrokpipeError(f"--init-from {path} was trained on another task or model shape")
     picks = []
@@ -125,66 +111,75 @@ def init_from_checkpoint(spec: ShardSpec, path: Path) -> tuple[list[dict], dict,
 # ---------------------------------------------------------------- data
 
 
-class ShardData:
-    """Tensors for one shard: every example, and each member's (padded) training set."""
+@dataclasses.dataclass
+class Pass:
+    """Members trained together in one forward and backward pass, with their (padded) training sets."""
 
-    def __init__(self, spec: ShardSpec, device: torch.device):
+    members: slice
+    batch: Batch
+    labels: torch.Tensor  # (members, d_max) the labels each member trains on
+    weight: torch.Tensor  # (members, d_max) float64: 1 / n_train, 0 on padding rows
+
+
+def member_passes(n_train: list[int], device: torch.device, single_pass: bool | None = None) -> list[slice]:
+    """Groups of consecutive members whose forward and backward run together.
+
+    On a GPU (or with ``single_pass``), one pass over the whole ensemble. On a CPU, members are
+    grouped up to about CPU_EXAMPLES_PER_PASS examples, each pass padded only to its own largest
+    training set: an ensemble then costs what its members cost one after another."""
+    if single_pass if single_pass is not None else device.type != "cpu":
+        return [slice(0, len(n_train))]
+    passes, start, largest = [], 0, 0
+    for i, d in enumerate(n_train):
+        largest = max(largest, d)
+        if i > start and largest * (i + 1 - start) > CPU_EXAMPLES_PER_PASS:
+            passes.append(slice(start, i))
+            start, largest = i, d
+    passes.append(slice(start, len(n_train)))
+    return passes
+
+
+class ShardData:
+    """Tensors for one shard: every example, and each pass's members' padded training sets."""
+
+    def __init__(self, spec: ShardSpec, device: torch.device, single_pass: bool | None = None):
         ds = make_dataset(spec.task, spec.p)
         self.dataset = ds
         M, n_ex = len(spec.runs), ds.n_examples
-        d_max = max(r.n_train for r in spec.runs)
         self.x_all = torch.as_tensor(ds.x, device=device)
         self.y_all = torch.as_tensor(ds.y, device=device)
         self.true_labels = torch.as_tensor(ds.label, device=device)
-        self.train_labels_all = torch.empty(M, n_ex, dtype=torch.long)  # labels the member trains on
-        self.train_mask = torch.zeros(M, n_ex, dtype=torch.bool)
-        idx = torch.zeros(M, d_max, dtype=torch.long)
-        weight = torch.zeros(M, d_max, dtype=torch.float64)
+        labels = torch.empty(M, n_ex, dtype=torch.long)  # the labels each member trains on, every example
+        mask = torch.zeros(M, n_ex, dtype=torch.bool)
+        chosen = []
         for i, run in enumerate(spec.runs):
             # in dataset order (x-major), so consecutive examples share x's table rows: ~5% faster
-            chosen = torch.as_tensor(np.sort(train_indices(spec.task, spec.p, run.seed, run.n_train)))
-            labels = random_labels(spec.task, spec.p, run.seed) if run.random_labels else ds.label
-            self.train_labels_all[i] = torch.as_tensor(labels)
-            self.train_mask[i, chosen] = True
-            idx[i, : run.n_train] = chosen
-            weight[i, : run.n_train] = 1.0 / run.n_train  # padding rows weigh nothing
-        self.train_labels_all = self.train_labels_all.to(device)
-        self.train_mask = self.train_mask.to(device)
-        self.x = self.x_all[idx.to(device)]
-        self.y = self.y_all[idx.to(device)]
-        self.labels = self.train_labels_all.gather(1, idx.to(device))
-        self.weight = weight.to(device)
-        # members trained together, with their examples (a Batch is reused every step)
-        self.chunks = [(members, Batch(spec.model, self.x[members], self.y[members]))
-                       for members in member_chunks(M, d_max, device)]
-
-
-def train_loss(params, spec: ShardSpec, data: ShardData, members: slice, batch: Batch) -> torch.Tensor:
-    """Sum over ``members`` of each member's mean cross-entropy on ``batch``.
-
-    Members are independent, so the gradient of the sum is each member's own gradient."""
-    p = {k: v[members] for k, v in params.items()}
-    return loss(p, spec.model, batch, data.labels[members], data.weight[members])
-
-
-# On a CPU, an ensemble's activations beyond a few thousand examples fall out of cache and a batched
-# step gets slower than the same members one after another; on a GPU, one pass is fastest.
-CPU_EXAMPLES_PER_PASS = 4096
-
-
-def member_chunks(n_members: int, n_examples: int, device: torch.device) -> list[slice]:
-    """Groups of members whose forward and backward run together in one pass."""
-    if device.type != "cpu":
-        return [slice(None)]
-    size = max(1, CPU_EXAMPLES_PER_PASS // max(n_examples, 1))
-    return [slice(i, min(i + size, n_members)) for i in range(0, n_members, size)]
+            chosen.append(torch.as_tensor(np.sort(train_indices(spec.task, spec.p, run.seed, run.n_train))))
+            labels[i] = torch.as_tensor(random_labels(spec.task, spec.p, run.seed) if run.random_labels else ds.label)
+            mask[i, chosen[i]] = True
+        self.train_labels_all, self.train_mask = labels.to(device), mask.to(device)
+        self.passes = []
+        for members in member_passes([r.n_train for r in spec.runs], device, single_pass):
+            ids = range(M)[members]
+            d_max = max(spec.runs[i].n_train for i in ids)
+            idx = torch.zeros(len(ids), d_max, dtype=torch.long)
+            weight = torch.zeros(len(ids), d_max, dtype=torch.float64)
+            for row, i in enumerate(ids):
+                idx[row, : len(chosen[i])] = chosen[i]
+                weight[row, : len(chosen[i])] = 1.0 / len(chosen[i])  # padding rows weigh nothing
+            idx = idx.to(device)
+            batch = Batch(spec.model, self.x_all[idx], self.y_all[idx])
+            self.passes.append(Pass(members, batch, self.train_labels_all[members].gather(1, idx), weight.to(device)))
 
 
 def train_step(params, opt: EnsembleAdamW, spec: ShardSpec, data: ShardData) -> None:
-    """One full-batch AdamW step for every member (gradients accumulate chunk by chunk)."""
+    """One full-batch AdamW step for every member (gradients accumulate pass by pass).
+
+    Members are independent, so the gradient of the sum of their losses is each member's own."""
     opt.zero_grad()
-    for members, batch in data.chunks:
-        train_loss(params, spec, data, members, batch).backward()
+    for p in data.passes:
+        members = {k: v[p.members] for k, v in params.items()}
+        loss(members, spec.model, p.batch, p.labels, p.weight).backward()
     opt.step()
 
 
@@ -193,7 +188,7 @@ def evaluate(params, spec: ShardSpec, data: ShardData) -> dict[str, np.ndarray]:
     """Train/test loss and accuracy, parameter norm (and circuit logits) for every member."""
     M = len(spec.runs)
     n_ex = data.dataset.n_examples
-    logits = torch.empty(M, n_ex, spec.model.vocab, dtype=torch.float32, device=data.x.device)
+    logits = torch.empty(M, n_ex, spec.model.vocab, dtype=torch.float32, device=data.x_all.device)
     for start in range(0, n_ex, EVAL_CHUNK):
         sl = slice(start, start + EVAL_CHUNK)
         xs, ys = data.x_all[sl].expand(M, -1), data.y_all[sl].expand(M, -1)
@@ -228,6 +223,82 @@ def evaluate(params, spec: ShardSpec, data: ShardData) -> dict[str, np.ndarray]:
 
 def metric_names(spec: ShardSpec) -> list[str]:
     return list(BASE_METRICS) + (list(CIRCUIT_METRICS) if spec.circuits else [])
+
+
+# ---------------------------------------------------------------- the state of training
+
+
+class TrainState:
+    """Parameters, optimiser, step, curves and wall time: everything a checkpoint holds."""
+
+    def __init__(self, spec: ShardSpec, params: dict[str, torch.Tensor], optim_state: dict | None, step: int,
+                 history: dict[str, list], wall: float):
+        self.spec, self.step, self.history, self.wall = spec, step, history, wall
+        self.metrics = metric_names(spec)
+        self._clock = time.monotonic()
+        self.params = params
+        for p in params.values():
+            p.requires_grad_(True)
+        runs = spec.runs
+        self.opt = EnsembleAdamW(params, [r.lr for r in runs], [r.weight_decay for r in runs], spec.betas)
+        if optim_state is not None:
+            self.opt.load_state_dict(optim_state)
+
+    @classmethod
+    def start(cls, spec: ShardSpec, device: torch.device, members: list[dict] | None = None,
+              optim_state: dict | None = None) -> "TrainState":
+        """A fresh start: each run's own initialisation, or the members and optimiser given (--init-from)."""
+        members = members or [init_params(spec.model, r.seed) for r in spec.runs]
+        params = {k: v.to(device) for k, v in stack_params(members).items()}
+        history = {"eval_step": [], "eval_wall": [], **{m: [] for m in metric_names(spec)}}
+        return cls(spec, params, optim_state, 0, history, 0.0)
+
+    @classmethod
+    def restore(cls, spec: ShardSpec, state: dict, device: torch.device) -> "TrainState":
+        history = {k: list(v.numpy()) for k, v in state["history"].items()}
+        history.setdefault("eval_wall", [math.nan] * len(history["eval_step"]))
+        params = {k: v.to(device) for k, v in state["params"].items()}
+        return cls(spec, params, state["optim"], int(state["step"]), history, float(state["wall_seconds"]))
+
+    def history_arrays(self) -> dict[str, np.ndarray]:
+        M = len(self.spec.runs)
+        return {"eval_step": np.array(self.history["eval_step"], dtype=np.int64),
+                "eval_wall": np.array(self.history["eval_wall"], dtype=np.float64),
+                **{m: np.array(self.history[m], dtype=np.float64).reshape(-1, M) for m in self.metrics}}
+
+    def checkpoint(self) -> dict:
+        return {"identity": self.spec.identity, "spec": self.spec.to_json(), "step": self.step,
+                "numerics": NUMERICS_VERSION,
+                "params": {k: v.detach().cpu() for k, v in self.params.items()}, "optim": self.opt.state_dict(),
+                "history": {k: torch.as_tensor(v) for k, v in self.history_arrays().items()},
+                "wall_seconds": self.wall}
+
+    def due_for_evaluation(self) -> bool:
+        """At a scheduled step or the last one, unless this step's evaluation is already recorded
+        (a resumed run restarts at a step it evaluated before it stopped)."""
+        done = bool(self.history["eval_step"]) and self.history["eval_step"][-1] >= self.step
+        return not done and (self.spec.schedule.is_eval_step(self.step) or self.step == self.spec.steps)
+
+    def advance(self, data: ShardData) -> None:
+        """One training step; the wall clock counts everything since the last step (evaluations too)."""
+        train_step(self.params, self.opt, self.spec, data)
+        self.step += 1
+        now = time.monotonic()
+        self.wall, self._clock = self.wall + now - self._clock, now
+
+    def latest(self) -> dict[str, np.ndarray]:
+        return {m: self.history[m][-1] for m in self.metrics}
+
+    def record(self, values: dict[str, np.ndarray]) -> None:
+        self.history["eval_step"].append(self.step)
+        self.history["eval_wall"].append(self.wall)
+        for m in self.metrics:
+            self.history[m].append(values[m])
+
+    def all_converged(self) -> bool:
+        arrays = self.history_arrays()
+        return all(run_converged(arrays["eval_step"], {m: arrays[m][:, i] for m in self.metrics})
+                   for i in range(len(self.spec.runs)))
 
 
 # ---------------------------------------------------------------- progress
@@ -274,31 +345,10 @@ class Progress:
             self.bar.stop()
 
 
-# ---------------------------------------------------------------- the loop
-
-
 def _accuracy_note(history: dict) -> str:
     train, test = history["train_acc"][-1], history["test_acc"][-1]
     note = f"train acc {train.mean():.2f}"
     return note + (f" test acc {np.nanmean(test):.2f}" if np.isfinite(test).any() else "")
-
-
-def _check_out_is_ours(out: Path, identity: str, have_checkpoint: bool) -> None:
-    """Never overwrite a file that is not this shard's own output."""
-    if not out.exists():
-        return
-    try:
-        fmt = file_format(out)
-    except StoreError:
-        fmt = None
-    if fmt is None and not have_checkpoint:
-        raise GrokpipeError(f"--out {out} exists and is not a grokpipe shard file; refusing to overwrite it")
-    if fmt == SHARD_FORMAT:
-        attrs, _ = read_shard(out, with_curves=False)
-        if attrs.get("identity") != identity:
-            raise GrokpipeError(f"--out {out} holds a different shard; delete it or choose another path")
-    elif fmt is not None:
-        raise GrokpipeError(f"--out {out} is a {fmt} file, not a shard file; refusing to overwrite it")
 
 
 class _StopRequest:
@@ -319,95 +369,77 @@ class _StopRequest:
             signal.signal(s, h)
 
 
-def train_shard(spec: ShardSpec, out: Path, checkpoint: Path, init_from: Path | None = None,
-                device: str = "cpu", threads: int | None = None, experiment: str = "",
-                show_progress: bool = True) -> dict:
-    """Train (or resume, or finish) a shard; returns the final metrics of every run."""
-    out, checkpoint = Path(out), Path(checkpoint)
-    configure_cpu(threads or available_cores())
-    dev = pick_device(device)
-    members = start_optim = None
+# ---------------------------------------------------------------- the loop
+
+
+def _check_out(out: Path, identity: str) -> None:
+    """``--out`` is absent, or this shard's own file (never a user's file or another shard)."""
+    check_output(out, "shard", "--out")
+    if out.exists() and read_shard(out, with_curves=False).identity != identity:
+        raise GrokpipeError(f"--out {out} holds a different shard; delete it or choose another path")
+
+
+def _start(spec: ShardSpec, checkpoint: Path, init_from: Path | None, dev: torch.device) -> tuple[ShardSpec, TrainState]:
+    """The spec as it trains (with the identity of what it starts from) and its state: resumed from
+    the checkpoint when there is one, else a fresh start (from --init-from's runs, if given)."""
+    members = optim_state = None
     if init_from is not None:
-        members, start_optim, init_identity = init_from_checkpoint(spec, Path(init_from))
+        members, optim_state, init_identity = init_from_checkpoint(spec, init_from)
         spec = dataclasses.replace(spec, init_identity=init_identity)
     spec.validate()
-    M = len(spec.runs)
-    metrics = metric_names(spec)
-
-    state = load_checkpoint(checkpoint) if checkpoint.exists() else None
-    if state is not None and state["identity"] != spec.identity:
+    if not checkpoint.exists():
+        return spec, TrainState.start(spec, dev, members, optim_state)
+    state = load_checkpoint(checkpoint)
+    if state["identity"] != spec.identity:
         raise GrokpipeError(f"checkpoint {checkpoint} belongs to a different shard; delete it or choose another path")
-    _check_out_is_ours(out, spec.identity, state is not None)
+    if state["step"] > spec.steps:
+        raise GrokpipeError(f"checkpoint {checkpoint} is at step {state['step']}, beyond --steps {spec.steps}; "
+                            f"raise --steps, or delete the checkpoint and its shard file to train anew")
+    return spec, TrainState.restore(spec, state, dev)
 
-    # history: one row per evaluation (the steps, and per metric one value per member), kept as
-    # lists so an evaluation appends in O(1); arrays are built only for a checkpoint.
-    if state is not None:
-        params = {k: v.to(dev) for k, v in state["params"].items()}
-        step = int(state["step"])
-        history = {k: list(v.numpy()) for k, v in state["history"].items()}
-        wall = float(state["wall_seconds"])
-    else:
-        members = members or [init_params(spec.model, r.seed) for r in spec.runs]
-        params = {k: v.to(dev) for k, v in stack_params(members).items()}
-        step, wall = 0, 0.0
-        history = {"eval_step": [], **{m: [] for m in metrics}}
-    for p in params.values():
-        p.requires_grad_(True)
-    opt = EnsembleAdamW(params, [r.lr for r in spec.runs], [r.weight_decay for r in spec.runs], spec.betas)
-    if state is not None:
-        opt.load_state_dict(state["optim"])
-    elif start_optim is not None:
-        opt.load_state_dict(start_optim)
-    data = ShardData(spec, dev)
 
+def train_shard(spec: ShardSpec, out: Path, checkpoint: Path, init_from: Path | None = None,
+                device: str = "cpu", threads: int | None = None, experiment: str = "",
+                show_progress: bool = True, single_pass: bool | None = None) -> dict:
+    """Train (or resume, or finish) a shard; returns the final metrics of every run."""
+    out, checkpoint = Path(out), Path(checkpoint)
+    check_distinct(**{"--out": out, "--checkpoint": checkpoint, "--init-from": init_from})
+    threads = threads or available_cores()
+    flushed = configure_cpu(threads)
+    dev = pick_device(device)
+    spec, state = _start(spec, checkpoint, Path(init_from) if init_from else None, dev)
+    _check_out(out, spec.identity)
+    data = ShardData(spec, dev, single_pass)
     attrs = {"identity": spec.identity, "spec": spec.to_json(), "task": spec.task, "p": spec.p,
-             "experiment": experiment}
+             "experiment": experiment, **collect_provenance(dev.type, threads, flushed)}
     run_attrs = [(r.run_id, {"task": spec.task, "p": spec.p, **dataclasses.asdict(r),
                              "init": "checkpoint" if spec.init_identity else "random",
                              **{f"model_{k}": v for k, v in spec.model.as_dict().items()}}) for r in spec.runs]
-    def history_arrays():
-        return {"eval_step": np.array(history["eval_step"], dtype=np.int64),
-                **{m: np.array(history[m], dtype=np.float64).reshape(-1, M) for m in metrics}}
-
-    writer = ShardWriter(out, attrs, run_attrs, metrics, history_arrays(), spec.steps)
-    progress = Progress(spec.steps, step, experiment or out.stem, show_progress)
-
-    def record(values):
-        history["eval_step"].append(step)
-        for m in metrics:
-            history[m].append(values[m])
-        writer.append(step, values, spec.steps, wall)
-
-    def snapshot():
-        return {
-            "format": CHECKPOINT_FORMAT, "identity": spec.identity, "spec": spec.to_json(), "step": step,
-            "params": {k: v.detach().cpu() for k, v in params.items()}, "optim": opt.state_dict(),
-            "history": {k: torch.as_tensor(v) for k, v in history_arrays().items()}, "wall_seconds": wall,
-        }
-
+    writer = ShardWriter(out, attrs, run_attrs, state.metrics, state.history_arrays(), spec.steps)
+    progress = Progress(spec.steps, state.step, experiment or out.stem, show_progress)
     try:
         with _StopRequest() as stop:
-            t_last = time.monotonic()
             while True:
-                evaluated = bool(history["eval_step"]) and history["eval_step"][-1] >= step  # steps only grow
-                if not evaluated and (spec.schedule.is_eval_step(step) or step == spec.steps):
-                    record(evaluate(params, spec, data))
-                    progress.update(step, _accuracy_note(history))
-                if step >= spec.steps:
+                if state.due_for_evaluation():
+                    state.record(evaluate(state.params, spec, data))
+                    writer.append(state.step, state.latest(), spec.steps, state.wall)
+                    progress.update(state.step, _accuracy_note(state.history))
+                    if spec.stop_when_converged and state.all_converged():
+                        break
+                if state.step >= spec.steps:
                     break
-                train_step(params, opt, spec, data)
-                step += 1
-                now = time.monotonic()
-                wall, t_last = wall + now - t_last, now
-                if step % spec.checkpoint_every == 0 or stop.signal is not None:
-                    save_checkpoint(checkpoint, snapshot())
-                    writer.set_progress(step, spec.steps, wall, done=False)
-                    progress.update(step)
+                state.advance(data)
+                if state.step % spec.checkpoint_every == 0 or stop.signal is not None:
+                    save_checkpoint(checkpoint, state.checkpoint())
+                    writer.set_progress(state.step, spec.steps, state.wall, done=False)
+                    progress.update(state.step)
                 if stop.signal is not None:
-                    raise GrokpipeError(f"stopped by signal {stop.signal} at step {step}; checkpoint saved, re-run to resume")
-            save_checkpoint(checkpoint, snapshot())
-            writer.set_progress(step, spec.steps, wall, done=True)
+                    raise GrokpipeError(f"stopped by signal {stop.signal} at step {state.step}; "
+                                        "checkpoint saved, re-run to resume")
+            save_checkpoint(checkpoint, state.checkpoint())
+            writer.set_progress(state.step, spec.steps, state.wall, done=True)
     finally:
         progress.close()
         writer.close()
-    return {m: history[m][-1] for m in metrics}
+    return state.latest()
+

@@ -1,17 +1,23 @@
-"""Analysis on synthetic runs whose answers are known."""
+"""Analysis and claims on synthetic runs whose answers are known."""
 
 import numpy as np
 import pytest
 
-from grokpipe.analysis import claim_p2, claim_p3, claim_p4, crossing_point, efficiency, semigrok_status, transitions
+from grokpipe.analysis import crossing_point, efficiency, semigrok_band, semigrok_status, transitions
+from grokpipe.claims import claim_p2, claim_p3, claim_p4, claims_markdown, provenance_summary
+from grokpipe.convergence import CRITERION, converged
 from grokpipe.store import Run
 
+EVALS = 40  # enough evaluations in the last quarter for the convergence criterion
 
-def _run(n_train, wd, seed, test_acc, train_acc=None, steps=None, **extra):
+
+def _run(n_train, wd, seed, test_acc, train_acc=None, steps=None, provenance=None, **extra):
     test_acc = np.asarray(test_acc, float)
     steps = np.arange(len(test_acc)) * 100 if steps is None else steps
-    curves = {"test_acc": test_acc, "train_acc": np.ones_like(test_acc) if train_acc is None else train_acc, **extra}
-    return Run(f"r{n_train}-{wd}-{seed}", {"n_train": n_train, "weight_decay": wd, "seed": seed}, steps, curves)
+    curves = {"test_acc": test_acc, "train_acc": np.ones_like(test_acc) if train_acc is None else train_acc,
+              "param_norm": np.full(len(test_acc), 30.0), **extra}
+    return Run(f"r{n_train}-{wd}-{seed}", {"n_train": n_train, "weight_decay": wd, "seed": seed}, steps, curves,
+               provenance=provenance or {})
 
 
 def _ungrok_runs(d_crit_by_wd, sizes=(100, 150, 220, 330, 500, 750, 1100), width=0.35):
@@ -20,7 +26,7 @@ def _ungrok_runs(d_crit_by_wd, sizes=(100, 150, 220, 330, 500, 750, 1100), width
         for seed in (0, 1):
             for d in sizes:
                 acc = 1 / (1 + np.exp(-(np.log(d) - np.log(d_crit)) / width * 3))
-                runs.append(_run(d, wd, seed, [1.0] * 5 + [acc] * 5))
+                runs.append(_run(d, wd, seed, [1.0] * 10 + [acc] * (EVALS - 10)))
     return runs
 
 
@@ -44,6 +50,26 @@ def test_p2_tells_a_sharp_transition_from_a_gradual_one():
     assert claim_p2(gradual).verdict == "FAIL"
 
 
+def test_claims_leave_out_unconverged_runs_and_say_how_many():
+    runs = _ungrok_runs({0.5: 300, 1.0: 300, 2.0: 300})
+    drifting = _run(330, 1.0, 7, np.linspace(1.0, 0.2, EVALS))  # still falling at the end
+    claim = claim_p3(runs + [drifting])
+    assert claim.verdict == "PASS" and "1 of 43 runs had not converged and were left out" in claim.measured
+
+
+def test_convergence_needs_settled_accuracy_and_norm_but_forgives_jitter():
+    steps = np.arange(EVALS) * 100
+    flat = np.full(EVALS, 0.6)
+    jitter = 0.6 + 0.05 * np.where(np.arange(EVALS) % 2, 1, -1)  # +-0.05 every evaluation: no trend
+    falling = np.linspace(1.0, 0.2, EVALS)
+    norm, shrinking = np.full(EVALS, 30.0), np.geomspace(40, 20, EVALS)
+    assert converged(steps, flat, norm) and converged(steps, jitter, norm)
+    assert not converged(steps, falling, norm)
+    assert not converged(steps, flat, shrinking)
+    assert not converged(steps[:10], flat[:10], norm[:10])  # too few evaluations in the window
+    assert "second half" in CRITERION.describe()
+
+
 def test_semigrokking_needs_a_late_rise_to_a_settled_middling_accuracy():
     settled = _run(800, 1.0, 0, [0.05] * 20 + list(np.linspace(0.05, 0.6, 20)) + [0.6] * 40)
     climbing = _run(800, 1.0, 1, [0.05] * 60 + list(np.linspace(0.05, 0.6, 20)))
@@ -57,6 +83,19 @@ def test_semigrokking_needs_a_late_rise_to_a_settled_middling_accuracy():
     assert claim_p4([climbing, never]).verdict == "FAIL"
 
 
+def test_the_semigrok_band_spans_every_seeds_turn_from_chance_to_full():
+    finals = {0: {600: 0.02, 700: 0.05, 800: 0.5, 900: 1.0, 1000: 1.0},   # turns between 700 and 900
+              1: {600: 0.03, 700: 0.04, 800: 0.06, 900: 0.7, 1000: 0.99},  # turns between 800 and 1000
+              2: {600: 1.0, 700: 1.0, 800: 1.0, 900: 1.0, 1000: 1.0}}      # never at chance: no turn seen
+    runs = [_run(d, 1.0, seed, [acc] * 10) for seed, row in finals.items() for d, acc in row.items()]
+    band = semigrok_band(runs, sizes=4)
+    assert (band["low"], band["high"]) == (700, 1000)
+    assert band["sizes"][0] == 700 and band["sizes"][-1] == 1000 and len(band["sizes"]) == 4
+    assert band["per_seed"][2]["low"] is None
+    nothing = semigrok_band([_run(d, 1.0, 0, [1.0] * 10) for d in (600, 800)], sizes=4)
+    assert nothing["sizes"] == [] and nothing["searched"] == [600, 800]
+
+
 def test_efficiency_slope_recovers_the_dependence_on_d():
     rng = np.random.default_rng(0)
     runs = []
@@ -65,3 +104,15 @@ def test_efficiency_slope_recovers_the_dependence_on_d():
         runs.append(_run(d, 1.0, i, [0.0] * 5, train_logit=np.full(5, float(logit)), param_norm=np.full(5, norm)))
     fit = efficiency(runs)
     assert fit.slope_D == pytest.approx(0.2, abs=0.02) and fit.slope_logit == pytest.approx(0.5, abs=0.05)
+
+
+def test_the_claims_report_names_its_trainer_and_warns_when_versions_mix():
+    old = {"grokpipe_version": "0.1.0", "numerics_version": 1, "git_commit": "aaaa"}
+    new = {"grokpipe_version": "0.2.0", "numerics_version": 2, "git_commit": "bbbb", "device_name": "CPU X",
+           "threads": 1, "denormals_flushed": True}
+    same = provenance_summary([_run(100, 1.0, 0, [1.0] * 5, provenance=new)] * 2)
+    assert not same["mixed"] and "numerics v2" in claims_markdown([], same) and "Warning" not in claims_markdown([], same)
+    mixed = provenance_summary([_run(100, 1.0, 0, [1.0] * 5, provenance=old), _run(100, 1.0, 1, [1.0] * 5, provenance=new)])
+    text = claims_markdown([], mixed)
+    assert mixed["mixed"] and mixed["numerics_mixed"]
+    assert "Warning: these runs were made by different trainers with different numerics versions" in text

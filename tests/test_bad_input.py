@@ -42,55 +42,102 @@ def files(tmp_path_factory):
     (project / "config.yaml").write_text(yaml.safe_dump(config))
     assert main(["train", *TINY, "--task", "sub", "--n-train", "50", "--out", str(d / "sub.h5")]) == 0
     assert main(["train", *TINY, "--n-train", "50", "--out", str(d / "add.h5")]) == 0
+    assert main(["train", *TINY, "--n-train", "40", "--out", str(d / "notes-run.h5"), "--checkpoint", str(d / "n.pt")]) == 0
+    (d / "dir").mkdir()
+    state = torch.load(d / "add.pt", weights_only=True)
+    torch.save({k: v for k, v in state.items() if k != "identity"}, d / "no-identity.pt")
+    torch.save({**state, "spec": "{not json"}, d / "bad-spec.pt")
+    (d / "spec.json").write_text(json.dumps({"task": "add"}))
     return d
 
 
 def cli_cases(d: Path) -> list[tuple[str, list[str], str]]:
     train = ["train", *TINY]
+    out = ["--out", str(d / "o.h5")]
     return [
         ("unknown command", ["fly"], "invalid choice"),
-        ("unknown task", ["train", "--task", "nope", "--n-train", "5", "--steps", "1", "--out", str(d / "o.h5")], "unknown task"),
-        ("non-prime p for division", [*train, "--task", "div", "--p", "12", "--n-train", "5", "--out", str(d / "o.h5")], "prime"),
-        ("p too small", [*train, "--p", "2", "--n-train", "2", "--out", str(d / "o.h5")], "p must be at least 3"),
-        ("D = 0", [*train, "--n-train", "0", "--out", str(d / "o.h5")], "positive integer"),
-        ("D larger than the dataset", [*train, "--n-train", "500", "--out", str(d / "o.h5")], "impossible"),
-        ("non-numeric D", [*train, "--n-train", "many", "--out", str(d / "o.h5")], "expected an integer"),
-        ("negative weight decay", [*train, "--n-train", "5", "--weight-decay", "-1", "--out", str(d / "o.h5")], "weight decay must be >= 0"),
-        ("non-numeric weight decay", [*train, "--n-train", "5", "--weight-decay", "lots", "--out", str(d / "o.h5")], "expected a number"),
-        ("zero learning rate", [*train, "--n-train", "5", "--lr", "0", "--out", str(d / "o.h5")], "learning rate must be > 0"),
-        ("negative learning rate", [*train, "--n-train", "5", "--lr", "-0.1", "--out", str(d / "o.h5")], "learning rate must be > 0"),
-        ("negative steps", ["train", "--n-train", "5", "--steps", "-5", "--out", str(d / "o.h5")], "integer >= 0"),
-        ("non-numeric steps", ["train", "--n-train", "5", "--steps", "ten", "--out", str(d / "o.h5")], "expected an integer"),
+        ("unknown task", ["train", "--task", "nope", "--n-train", "5", "--steps", "1", *out], "unknown task"),
+        ("non-prime p for division", [*train, "--task", "div", "--p", "12", "--n-train", "5", *out], "prime"),
+        ("p too small", [*train, "--p", "2", "--n-train", "2", *out], "p must be in [3, 500]"),
+        ("p too large (a 74 GiB dataset)", [*train, "--p", "100003", "--n-train", "2", *out], "p must be in [3, 500]"),
+        ("huge p for division (primality)", [*train, "--task", "div", "--p", str(2**127 - 1), "--n-train", "2", *out],
+         "p must be in [3, 500]"),
+        ("D = 0", [*train, "--n-train", "0", *out], "positive integer"),
+        ("D larger than the dataset", [*train, "--n-train", "500", *out], "impossible"),
+        ("non-numeric D", [*train, "--n-train", "many", *out], "expected an integer"),
+        ("negative weight decay", [*train, "--n-train", "5", "--weight-decay", "-1", *out], "weight decay must be >= 0"),
+        ("NaN weight decay", [*train, "--n-train", "5", "--weight-decay", "nan", *out], "finite number"),
+        ("infinite learning rate", [*train, "--n-train", "5", "--lr", "inf", *out], "finite number"),
+        ("lr x wd >= 1", [*train, "--n-train", "5", "--lr", "0.5", "--weight-decay", "4", *out], "must be < 1"),
+        ("non-numeric weight decay", [*train, "--n-train", "5", "--weight-decay", "lots", *out], "expected a number"),
+        ("zero learning rate", [*train, "--n-train", "5", "--lr", "0", *out], "learning rate must be > 0"),
+        ("negative learning rate", [*train, "--n-train", "5", "--lr", "-0.1", *out], "learning rate must be > 0"),
+        ("negative steps", ["train", "--n-train", "5", "--steps", "-5", *out], "integer >= 0"),
+        ("steps beyond 64 bits", [*train, "--n-train", "5", "--steps", str(2**70), *out], "steps must be in"),
+        ("seed beyond 64 bits", [*train, "--n-train", "5", "--seed", str(2**70), *out], "seed must be in"),
+        ("non-numeric steps", ["train", "--n-train", "5", "--steps", "ten", *out], "expected an integer"),
         ("missing --out", ["train", "--n-train", "5", "--steps", "1"], "--out"),
-        ("no runs given", [*train, "--out", str(d / "o.h5")], "either --n-train"),
-        ("both run forms", [*train, "--n-train", "5", "--runs", "5:1:0", "--out", str(d / "o.h5")], "either --n-train"),
-        ("malformed run triple", [*train, "--runs", "5:x:0", "--out", str(d / "o.h5")], "D:WEIGHT_DECAY:SEED"),
-        ("duplicate runs", [*train, "--n-train", "5", "5", "--out", str(d / "o.h5")], "duplicate runs"),
-        ("negative seed", [*train, "--n-train", "5", "--seed", "-1", "--out", str(d / "o.h5")], "integer >= 0"),
-        ("zero width", [*train, "--n-train", "5", "--d-model", "0", "--out", str(d / "o.h5")], "positive integer"),
-        ("zero threads", [*train, "--n-train", "5", "--threads", "0", "--out", str(d / "o.h5")], "positive integer"),
-        ("missing --init-from", [*train, "--n-train", "5", "--init-from", str(d / "none.pt"), "--out", str(d / "o.h5")], "does not exist"),
-        ("corrupt --init-from", [*train, "--n-train", "5", "--init-from", str(d / "corrupt.pt"), "--out", str(d / "o.h5")], "corrupt or not a grokpipe checkpoint"),
-        ("--init-from of another task", [*train, "--n-train", "5", "--init-from", str(d / "sub.pt"), "--out", str(d / "o.h5")], "another task"),
+        ("missing --steps", ["train", "--n-train", "5", *out], "--steps is required"),
+        ("no runs given", [*train, *out], "either --n-train"),
+        ("both run forms", [*train, "--n-train", "5", "--runs", "5:1:0", *out], "either --n-train"),
+        ("malformed run triple", [*train, "--runs", "5:x:0", *out], "D:WEIGHT_DECAY:SEED"),
+        ("negative seed in --runs", [*train, "--runs", "5:1:-3", *out], "integer >= 0"),
+        ("duplicate runs", [*train, "--n-train", "5", "5", *out], "duplicate runs"),
+        ("-0 and 0 are one weight decay", [*train, "--n-train", "5", "--weight-decay", "0", "-0", *out], "duplicate runs"),
+        ("negative seed", [*train, "--n-train", "5", "--seed", "-1", *out], "integer >= 0"),
+        ("zero width", [*train, "--n-train", "5", "--d-model", "0", *out], "positive integer"),
+        ("zero threads", [*train, "--n-train", "5", "--threads", "0", *out], "positive integer"),
+        ("a million threads", [*train, "--n-train", "5", "--threads", "1000000", *out], "up to 1024"),
+        ("missing --init-from", [*train, "--n-train", "5", "--init-from", str(d / "none.pt"), *out], "does not exist"),
+        ("corrupt --init-from", [*train, "--n-train", "5", "--init-from", str(d / "corrupt.pt"), *out], "corrupt or not a grokpipe checkpoint"),
+        ("--init-from of another task", [*train, "--n-train", "5", "--init-from", str(d / "sub.pt"), *out], "another task"),
+        ("--init-from without identity", [*train, "--n-train", "5", "--init-from", str(d / "no-identity.pt"), *out], "'identity' is missing"),
+        ("--init-from with a bad spec", [*train, "--n-train", "5", "--init-from", str(d / "bad-spec.pt"), *out], "not a grokpipe shard spec"),
+        ("--checkpoint without identity", [*train, "--n-train", "5", "--checkpoint", str(d / "no-identity.pt"), *out], "'identity' is missing"),
+        ("--spec that is not a spec", ["train", "--spec", str(d / "spec.json"), *out], "not a grokpipe shard spec"),
+        ("--spec missing", ["train", "--spec", str(d / "gone.json"), *out], "cannot read --spec"),
         ("--out a user's file", [*train, "--n-train", "5", "--out", str(d / "notes.txt")], "refusing to overwrite"),
+        ("--out a user's file with a finished checkpoint", [*train, "--n-train", "40", "--out", str(d / "notes.txt"),
+                                                            "--checkpoint", str(d / "n.pt")], "refusing to overwrite"),
         ("--out a foreign HDF5 file", [*train, "--n-train", "5", "--out", str(d / "foreign.h5")], "refusing to overwrite"),
-        ("--checkpoint of another shard", [*train, "--n-train", "7", "--checkpoint", str(d / "add.pt"), "--out", str(d / "o.h5")], "different shard"),
-        ("--out under a regular file", [*train, "--n-train", "5", "--out", str(d / "notes.txt" / "o.h5")], "cannot write"),
-        ("bench with D = 0", ["bench", "--case", "0", "1"], "positive integer"),
+        ("--out and --checkpoint the same file", [*train, "--n-train", "5", "--out", str(d / "x.h5"), "--checkpoint",
+                                                 str(d / "x.h5")], "are the same file"),
+        ("--out a directory", [*train, "--n-train", "5", "--out", str(d / "dir")], "is a directory"),
+        ("--checkpoint of another shard", [*train, "--n-train", "7", "--checkpoint", str(d / "add.pt"), *out], "different shard"),
+        ("fewer steps than the checkpoint has", ["train", *TINY[:-2], "--steps", "2", "--n-train", "50", "--out",
+                                                 str(d / "add.h5")], "beyond --steps 2"),
+        ("--out under a regular file", [*train, "--n-train", "5", "--out", str(d / "notes.txt" / "o.h5")], "not a directory"),
+        ("bench with D = 0", ["bench", "--case", "paper", "random", "0", "1"], "D must be in"),
+        ("bench with an unknown shape", ["bench", "--case", "huge", "random", "10", "1"], "unknown shape"),
+        ("bench --json over a user's file", ["bench", "--case", "quick", "random", "10", "1", "--json",
+                                             str(d / "notes.txt")], "refusing to overwrite"),
         ("simulate with zero steps", ["simulate", "--steps", "0", "--json", str(d / "s.json")], "positive integer"),
+        ("simulate --json a directory", ["simulate", "--json", str(d / "dir")], "is a directory"),
+        ("simulate --json a user's file", ["simulate", "--json", str(d / "bad.json")], "refusing to overwrite"),
         ("aggregate a corrupt shard", ["aggregate", "--out", str(d / "m.h5"), str(d / "corrupt.h5")], "cannot read"),
         ("aggregate a foreign HDF5 file", ["aggregate", "--out", str(d / "m.h5"), str(d / "foreign.h5")], "not a grokpipe shard file"),
         ("aggregate a missing shard", ["aggregate", "--out", str(d / "m.h5"), str(d / "gone.h5")], "no such results file"),
+        ("aggregate one shard twice", ["aggregate", "--out", str(d / "m.h5"), str(d / "add.h5"), str(d / "add.h5")], "given twice"),
+        ("aggregate --out a directory", ["aggregate", "--out", str(d / "dir"), str(d / "add.h5")], "is a directory"),
+        ("aggregate --out a user's file", ["aggregate", "--out", str(d / "notes.txt"), str(d / "add.h5")], "refusing to overwrite"),
+        ("aggregate --out a shard file", ["aggregate", "--out", str(d / "sub.h5"), str(d / "add.h5")], "refusing to overwrite"),
         ("aggregate bad simulation JSON", ["aggregate", "--out", str(d / "m.h5"), "--simulation", str(d / "bad.json"), str(d / "add.h5")], "cannot read simulation"),
         ("claims on a missing file", ["claims", "--metrics", str(d / "gone.h5")], "no such results file"),
         ("claims on a corrupt file", ["claims", "--metrics", str(d / "corrupt.h5")], "cannot read"),
         ("claims on a shard file", ["claims", "--metrics", str(d / "add.h5")], "not a grokpipe metrics file"),
+        ("claims --markdown a directory", ["claims", "--metrics", str(d / "add.h5"), "--markdown", str(d / "dir")], "is a directory"),
+        ("claims --markdown and --json the same", ["claims", "--markdown", str(d / "c.md"), "--json", str(d / "c.md")], "same file"),
+        ("claims --json a user's file", ["claims", "--json", str(d / "bad.json")], "refusing to overwrite"),
         ("figures: unknown figure", ["figures", "--metrics", str(d / "add.h5"), "--only", "fig99"], "unknown figure"),
         ("figures: unknown format", ["figures", "--metrics", str(d / "add.h5"), "--formats", "gif"], "unknown format"),
         ("figures on a foreign file", ["figures", "--metrics", str(d / "foreign.h5"), "--out-dir", str(d / "f")], "not a grokpipe metrics file"),
+        ("band --out a user's file", ["band", "--sizes", "3", "--out", str(d / "notes.txt")], "refusing to overwrite"),
         ("tui on a file", ["tui", str(d / "notes.txt")], "not a results directory"),
         ("plan: a config missing a key", ["plan", "--config", str(d / "project" / "config.yaml")], "'p' is a required"),
         ("plan: a config outside a project", ["plan", "--config", str(d / "bad.json")], "no workflow/schemas"),
+        ("plan: zero cores", ["plan", "--cores", "0"], "positive integer"),
+        ("plan: a throughput file without a fit", ["plan", "--config", str(REPO / "config.yaml"), "--throughput",
+                                                   str(d / "spec.json")], "no fitted throughput"),
     ]
 
 
@@ -99,7 +146,7 @@ def test_every_bad_command_line_gives_one_line_and_exit_2(files, capsys):
         pytest.skip("the CUDA case below assumes no GPU")
     cases = cli_cases(files) + [("cuda without a GPU", ["train", *TINY, "--n-train", "5", "--device", "cuda",
                                                          "--out", str(files / "o.h5")], "no CUDA device")]
-    assert len(cases) >= 40
+    assert len(cases) >= 75
     for name, argv, expected in cases:
         code = main(argv)
         err = capsys.readouterr().err.strip()
@@ -125,6 +172,11 @@ CONFIG_CASES = [
     ("unknown experiment (a path)", lambda c: c["scales"]["quick"]["experiments"].update({"../evil": _grid(c)}), "../evil"),
     ("unknown grid key", lambda c: _grid(c).update(momentum=0.9), "momentum"),
     ("wrong type", lambda c: c["scales"]["quick"].update(p="fifty-nine"), "scales.quick.p"),
+    ("NaN learning rate (YAML .nan)", lambda c: _grid(c).update(lr=float("nan")), "not a finite number"),
+    ("infinite weight decay", lambda c: _grid(c).update(weight_decay=[float("inf")]), "not a finite number"),
+    ("p beyond the bound", lambda c: c["scales"]["quick"].update(p=100003), "p must be in"),
+    ("seed beyond 32 bits", lambda c: _grid(c).update(seeds=[2**40]), "seed must be in"),
+    ("band outside semigrok", lambda c: _grid(c).update(band={"sizes": 3}), "exactly one of n_train"),
     ("empty weight decay grid", lambda c: _grid(c).update(weight_decay=[]), "weight_decay"),
     ("empty seeds", lambda c: _grid(c).update(seeds=[]), "seeds"),
     ("D larger than the dataset", lambda c: _grid(c).update(n_train=[99999]), "impossible"),
@@ -133,8 +185,8 @@ CONFIG_CASES = [
     ("neither steps nor lr_wd_steps", lambda c: _grid(c).pop("steps"), "exactly one of steps and lr_wd_steps"),
     ("unknown task", lambda c: _grid(c).update(tasks=["fly"]), "fly"),
     ("non-prime p for division", lambda c: c["scales"]["quick"].update(p=60), "prime"),
-    ("duplicate seeds", lambda c: _grid(c).update(seeds=[0, 0]), "duplicate"),
-    ("negative weight decay", lambda c: _grid(c).update(weight_decay=[-1.0]), "weight_decay"),
+    ("duplicate seeds", lambda c: _grid(c).update(seeds=[0, 0]), "non-unique"),
+    ("negative weight decay", lambda c: _grid(c).update(weight_decay=[-1.0]), "weight decay must be >= 0"),
     ("lr_wd_steps with zero weight decay", lambda c: _grid(c, "ungrok").update(weight_decay=[0.0]), "weight decay > 0"),
     ("ungrok seeds missing from pretrain", lambda c: _grid(c, "ungrok").update(seeds=[7]), "pretrain"),
     ("bad init", lambda c: _grid(c).update(init="warm"), "init"),
@@ -177,5 +229,40 @@ def test_results_files_round_trip_as_json_claims(files, capsys, tmp_path):
     """claims on a metrics file without the experiments it needs says NOT RUN, never crashes."""
     assert main(["aggregate", "--out", str(tmp_path / "m.h5"), str(files / "add.h5")]) == 0
     assert main(["claims", "--metrics", str(tmp_path / "m.h5"), "--json", str(tmp_path / "c.json")]) == 0
-    verdicts = {c["id"]: c["verdict"] for c in json.loads((tmp_path / "c.json").read_text())}
-    assert set(verdicts.values()) == {"NOT RUN"}
+    report = json.loads((tmp_path / "c.json").read_text())
+    assert report["format"] == "grokpipe-claims-1"
+    assert {c["verdict"] for c in report["claims"]} == {"NOT RUN"}
+    # its own outputs it may replace: a second run over them succeeds
+    assert main(["claims", "--metrics", str(tmp_path / "m.h5"), "--json", str(tmp_path / "c.json")]) == 0
+
+
+def test_every_command_that_writes_refuses_a_foreign_file_and_replaces_its_own(files, tmp_path, capsys):
+    """One guard for every output: a user's file survives, grokpipe's own file of that kind is replaced."""
+    from grokpipe.figures import render
+
+    metrics = tmp_path / "m.h5"
+    assert main(["aggregate", "--out", str(metrics), str(files / "add.h5")]) == 0
+    writers = {  # command -> (arguments with OUT for the output, output file name)
+        "aggregate": (["aggregate", "--out", "OUT", str(files / "add.h5")], "metrics.h5"),
+        "claims --markdown": (["claims", "--metrics", str(metrics), "--markdown", "OUT"], "claims.md"),
+        "claims --json": (["claims", "--metrics", str(metrics), "--json", "OUT"], "claims.json"),
+        "simulate": (["simulate", "--steps", "10", "--json", "OUT"], "simulation.json"),
+        "band": (["band", "--sizes", "2", "--out", "OUT", str(files / "add.h5")], "band.json"),
+        "train": (["train", *TINY, "--n-train", "30", "--out", "OUT"], "shard.h5"),
+        "figures": (["figures", "--metrics", str(metrics), "--only", "fig04_ungrokking", "--formats", "png",
+                     "--out-dir", "DIR"], "fig04_ungrokking.png"),
+    }
+    for name, (argv, filename) in writers.items():
+        where = tmp_path / name.replace(" ", "_")
+        where.mkdir()
+        target = where / filename
+        target.write_text("a user's file")
+        argv = [a.replace("OUT", str(target)).replace("DIR", str(where)) for a in argv]
+        assert main(argv) == 2, name
+        assert "refusing to overwrite" in capsys.readouterr().err, name
+        assert target.read_text() == "a user's file", name
+        target.unlink()
+        assert main(argv) == 0, name  # writes its own
+        assert main(argv) == 0, name  # and may replace it
+        capsys.readouterr()
+    assert render  # figures go through the same guard as the CLI (grokpipe.figures._common.save)

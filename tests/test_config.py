@@ -1,32 +1,76 @@
-"""The plan: config -> shards, with the invariants the DAG relies on."""
+"""The plan: config -> shards, with the invariants the DAG relies on, and one source for each fact."""
 
+import copy
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import yaml
 
-from grokpipe.config import FROM_PRETRAIN, load_plan, plan_cost, validate_config
+from grokpipe.config import (
+    CHECKPOINT_FILE,
+    EXPERIMENTS,
+    FROM_PRETRAIN,
+    SHARD_FILE,
+    load_plan,
+    plan_cost,
+    validate_config,
+)
+from grokpipe.spec import NUMERICS_VERSION
+from grokpipe.tasks import TASKS
 
 REPO = Path(__file__).resolve().parents[1]
+SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
 
 
-def _plan(path, scale=None):
-    config = yaml.safe_load(Path(path).read_text())
+def _config(scale=None):
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
     if scale:
         config["scale"] = scale
-    validate_config(config, REPO / "workflow" / "schemas" / "config.schema.yaml")
-    return load_plan(config)
+    validate_config(config, SCHEMA)
+    return config
+
+
+def test_the_schema_knows_exactly_the_tasks_and_experiments_the_code_knows():
+    schema = yaml.safe_load(SCHEMA.read_text())
+    assert schema["$defs"]["grid"]["properties"]["tasks"]["items"]["enum"] == list(TASKS)
+    assert list(schema["$defs"]["scale"]["properties"]["experiments"]["properties"]) == list(EXPERIMENTS)
 
 
 def test_every_shard_respects_the_shard_size_and_shares_task_and_steps():
-    plan = _plan(REPO / "config.yaml")
+    plan = load_plan(_config())
     for job in plan.jobs.values():
         assert 1 <= len(job.spec.runs) <= plan.settings["shard_size"]
-        assert job.output == f"results/runs/{job.experiment}/{job.name}.h5" and job.name.startswith(job.spec.task)
+        assert job.output == SHARD_FILE.format(experiment=job.experiment, shard=job.name)
+        assert job.checkpoint == CHECKPOINT_FILE.format(experiment=job.experiment, shard=job.name)
+        assert job.name.startswith(job.spec.task)
+
+
+def test_shards_are_cut_by_the_cost_of_a_step():
+    config = _config()
+    plan = load_plan(config)
+    for job in plan.jobs.values():
+        grid = config["scales"]["quick"]["experiments"][job.experiment]
+        grids = grid if isinstance(grid, list) else [grid]
+        limit = min(g.get("shard_ms_per_step", plan.settings["shard_ms_per_step"]) for g in grids)
+        ms = [1000 * plan.throughput.step_seconds(replace(job.spec, runs=(r,))) for r in job.spec.runs]
+        # a shard never exceeds its limit by more than half of one of its runs
+        assert sum(ms) <= 1.5 * limit or len(ms) == 1 or sum(ms) - max(ms) / 2 <= 1.5 * limit
+
+
+def test_priority_puts_pretraining_and_its_longest_dependent_first():
+    plan = load_plan(_config())
+    seconds, chain = plan.critical_path()
+    assert chain[0].experiment == FROM_PRETRAIN and chain[1].init_shard == chain[0].name
+    assert seconds == plan.priority(chain[0]) == plan.seconds(chain[0]) + plan.seconds(chain[1])
+    for job in plan.jobs.values():
+        assert plan.priority(job) >= plan.seconds(job)
+        resources = plan.resources(job)
+        assert resources["runtime"] >= plan.seconds(job) / 60 and resources["gpu"] == 0
 
 
 def test_steps_follow_lr_wd_steps():
-    plan = _plan(REPO / "config.yaml")
+    plan = load_plan(_config())
     grid = plan.settings["experiments"]["ungrok"]
     for job in plan.experiment_jobs("ungrok"):
         for run in job.spec.runs:
@@ -34,26 +78,51 @@ def test_steps_follow_lr_wd_steps():
 
 
 def test_runs_starting_from_pretrain_find_their_seed_in_their_pretrain_shard():
-    plan = _plan(REPO / "config.yaml")
+    plan = load_plan(_config())
     for experiment in ("ungrok", "ungrok_tasks", "efficiency_gen"):
         for job in plan.experiment_jobs(experiment):
             source = plan.job(FROM_PRETRAIN, job.init_shard)
             assert source.spec.task == job.spec.task
             assert {r.seed for r in job.spec.runs} <= {r.seed for r in source.spec.runs}
-            assert f"--init-from results/checkpoints/pretrain/{job.init_shard}.pt" in job.train_args("cpu")
+            assert job.init_checkpoint == source.checkpoint
 
 
 def test_shard_names_change_only_with_what_changes_the_numbers():
-    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    config = _config()
     names = set(n for _, n in load_plan(config).jobs)
-    config["scales"]["quick"]["experiments"]["grok"]["steps"] = 9999  # more steps: same shard, resumed
-    assert set(n for _, n in load_plan(config).jobs) == names
-    config["scales"]["quick"]["experiments"]["grok"]["lr"] = 5e-3  # another lr: another shard
-    assert set(n for _, n in load_plan(config).jobs) != names
+    more_steps = copy.deepcopy(config)
+    more_steps["scales"]["quick"]["experiments"]["grok"]["steps"] = 9999  # more steps: same shard, resumed
+    assert set(n for _, n in load_plan(more_steps).jobs) == names
+    other_lr = copy.deepcopy(config)
+    other_lr["scales"]["quick"]["experiments"]["grok"]["lr"] = 5e-3  # another lr: another shard
+    assert set(n for _, n in load_plan(other_lr).jobs) != names
+
+
+def test_the_numerics_version_is_part_of_every_shards_name(monkeypatch):
+    import grokpipe.spec
+
+    config = _config()
+    names = {key: job.name for key, job in load_plan(config).jobs.items()}
+    monkeypatch.setattr(grokpipe.spec, "NUMERICS_VERSION", NUMERICS_VERSION + 1)
+    renamed = {key[0]: job.name for key, job in load_plan(config).jobs.items()}
+    assert not set(names.values()) & set(renamed.values())
+
+
+def test_the_adaptive_stage_is_placed_by_its_band():
+    plan = load_plan(_config())
+    assert plan.adaptive is not None and not plan.experiment_jobs("semigrok")
+    assert plan.adaptive_jobs({"sizes": []}) == {}
+    jobs = plan.adaptive_jobs({"sizes": [800, 850, 900]})
+    sizes = {r.n_train for job in jobs.values() for r in job.spec.runs}
+    seeds = {r.seed for job in jobs.values() for r in job.spec.runs}
+    assert sizes == {800, 850, 900} and seeds == set(plan.adaptive["seeds"])
+    (experiment, name), job = next(iter(jobs.items()))
+    assert plan.job(experiment, name, {"sizes": [800, 850, 900]}) == job
 
 
 def test_both_scales_plan_and_cost_something():
     for scale in ("quick", "paper"):
-        cost = plan_cost(_plan(REPO / "config.yaml", scale))
-        assert set(cost) == {"grok", "pretrain", "ungrok", "ungrok_tasks", "semigrok", "efficiency_mem", "efficiency_gen"}
-        assert all(row["flops"] > 0 and row["runs"] >= row["shards"] for row in cost.values())
+        plan = load_plan(_config(scale))
+        cost = plan_cost(plan)
+        assert set(cost) <= set(EXPERIMENTS) and {"grok", "pretrain", "ungrok", "efficiency_mem"} <= set(cost)
+        assert all(row["flops"] > 0 and row["runs"] >= row["shards"] and row["seconds"] > 0 for row in cost.values())

@@ -29,8 +29,8 @@ def test_a_shard_trains_on_cuda_like_on_the_cpu(tmp_path):
                      schedule=EvalSchedule(every=50, per_decade=0))
     train_shard(spec, tmp_path / "cpu.h5", tmp_path / "cpu.pt", device="cpu", threads=1, show_progress=False)
     train_shard(spec, tmp_path / "gpu.h5", tmp_path / "gpu.pt", device="cuda", show_progress=False)
-    _, cpu_runs = read_shard(tmp_path / "cpu.h5")
-    _, gpu_runs = read_shard(tmp_path / "gpu.h5")
+    cpu_runs = read_shard(tmp_path / "cpu.h5").runs
+    gpu_runs = read_shard(tmp_path / "gpu.h5").runs
     for a, b in zip(cpu_runs, gpu_runs):
         assert np.allclose(a.curves["train_acc"], b.curves["train_acc"], atol=0.02)
         assert np.allclose(a.curves["param_norm"], b.curves["param_norm"], rtol=1e-3)

@@ -40,8 +40,8 @@ def test_state_round_trip_continues_identically():
     start = torch.randn(2, 6, generator=gen)
     a = {"w": start.clone().requires_grad_()}
     b = {"w": start.clone().requires_grad_()}
-    opt_a = EnsembleAdamW(a, [1e-2, 1e-3], [1.0, 0.5])
-    opt_b = EnsembleAdamW(b, [1e-2, 1e-3], [1.0, 0.5])
+    opt_a = EnsembleAdamW(a, [1e-2, 1e-3], [1.0, 0.5], (0.9, 0.98))
+    opt_b = EnsembleAdamW(b, [1e-2, 1e-3], [1.0, 0.5], (0.9, 0.98))
     for step in range(20):
         for params, opt in ((a, opt_a), (b, opt_b)):
             opt.zero_grad()
@@ -49,6 +49,6 @@ def test_state_round_trip_continues_identically():
             opt.step()
         if step == 9:  # rebuild b's optimiser from its saved state mid-way
             saved = opt_b.state_dict()
-            opt_b = EnsembleAdamW(b, [1e-2, 1e-3], [1.0, 0.5])
+            opt_b = EnsembleAdamW(b, [1e-2, 1e-3], [1.0, 0.5], (0.9, 0.98))
             opt_b.load_state_dict(saved)
     assert torch.equal(a["w"], b["w"])

@@ -23,17 +23,29 @@ def test_all_ten_tasks_have_correct_answers():
         assert (l * y) % p == x if y % 2 else l == (x - y) % p
     sq = make_dataset("sum_squares_cross", p)
     assert all(l == (x * x + x * y + y * y) % p for x, y, l in zip(sq.x, sq.y, sq.label))
-    assert len(TASKS) == 10
+    assert len(TASKS) == 13  # the paper's ten, and S4's three as the quick scale's stand-in for S5
 
 
-def test_s5_tasks_are_group_compositions():
-    mul, conj, xyx = (make_dataset(t, 113) for t in ("s5_mul", "s5_conj", "s5_xyx"))
-    assert mul.n_examples == 120 * 120
+@pytest.mark.parametrize("degree", [5, 4])
+def test_permutation_tasks_are_group_compositions(degree):
+    mul, conj, xyx = (make_dataset(f"s{degree}_{t}", 113) for t in ("mul", "conj", "xyx"))
+    order = 120 if degree == 5 else 24
+    assert mul.n_examples == order * order and mul.vocab == order + 2
     identity = 0  # the first permutation in lexicographic order is the identity
     assert np.all(mul.label[mul.x == identity] == mul.y[mul.x == identity])
     assert np.all(conj.label[conj.x == identity] == conj.y[conj.x == identity])
-    # x y x^-1 with y = identity is the identity
+    # x y x^-1 with y = identity is the identity; x y x with y = identity is x x
     assert np.all(conj.label[conj.y == identity] == identity)
+    assert np.all(xyx.label[xyx.y == identity] == mul.label[(mul.x == mul.y)][np.argsort(mul.x[mul.x == mul.y])])
+
+
+def test_primality_is_exact_and_fast_for_any_p():
+    from grokpipe.tasks import is_prime
+
+    trial = [n for n in range(2000) if n >= 2 and all(n % d for d in range(2, int(n**0.5) + 1))]
+    assert [n for n in range(2000) if is_prime(n)] == trial
+    # trial division would not finish these: Miller-Rabin answers at once
+    assert is_prime(2**127 - 1) and not is_prime(2**127 + 1) and not is_prime(3215031751)  # a strong pseudoprime
 
 
 def test_smaller_training_sets_are_prefixes_of_larger_ones():

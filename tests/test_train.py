@@ -28,8 +28,7 @@ def _spec(steps, **kw):
 
 
 def _curves(path):
-    _, runs = read_shard(path)
-    return {r.run_id: (r.eval_step, r.curves) for r in runs}
+    return {r.run_id: (r.eval_step, r.curves) for r in read_shard(path).runs}
 
 
 def _assert_same_curves(a, b):
@@ -43,9 +42,9 @@ def _assert_same_curves(a, b):
 def test_training_fits_the_training_set(tmp_path):
     final = train_shard(_spec(300), tmp_path / "s.h5", tmp_path / "s.pt", threads=1, show_progress=False)
     assert np.all(final["train_acc"] == 1.0)
-    attrs, runs = read_shard(tmp_path / "s.h5")
+    runs = read_shard(tmp_path / "s.h5").runs
     assert len(runs) == 3 and runs[0].progress["done"]
-    assert runs[0].params["n_train"] == 60 and runs[2].params["n_train"] == 90
+    assert runs[0].hparams["n_train"] == 60 and runs[2].hparams["n_train"] == 90
 
 
 def test_resume_gives_identical_curves_and_parameters(tmp_path):
@@ -99,8 +98,7 @@ def test_ungrokking_starts_from_the_checkpoint_run_of_the_same_seed(tmp_path):
                 show_progress=False)
     source, start = load_checkpoint(tmp_path / "full.pt"), load_checkpoint(tmp_path / "r.pt")
     assert torch.equal(start["params"]["W_in"][0], source["params"]["W_in"][1])
-    _, runs = read_shard(tmp_path / "r.h5")
-    assert runs[0].params["init"] == "checkpoint"
+    assert read_shard(tmp_path / "r.h5").runs[0].hparams["init"] == "checkpoint"
 
 
 def test_ungrokking_continues_the_optimiser_so_training_goes_on_as_if_never_stopped(tmp_path):
@@ -166,12 +164,96 @@ def test_a_torn_checkpoint_is_refused(tmp_path):
         load_checkpoint(tmp_path / "torn.pt")
 
 
-def test_training_members_in_chunks_matches_one_pass(tmp_path, monkeypatch):
+def test_training_members_in_passes_matches_one_pass(tmp_path, monkeypatch):
+    """The CPU's passes (each padded to its own largest D) and the GPU's single pass give the same numbers."""
     import grokpipe.train as train_module
 
-    one_pass = train_shard(_spec(60), tmp_path / "a.h5", tmp_path / "a.pt", threads=1, show_progress=False)
+    one_pass = train_shard(_spec(60), tmp_path / "a.h5", tmp_path / "a.pt", threads=1, show_progress=False,
+                           single_pass=True)
     monkeypatch.setattr(train_module, "CPU_EXAMPLES_PER_PASS", 90)  # one member per pass
-    assert len(train_module.member_chunks(3, 90, torch.device("cpu"))) == 3
+    assert train_module.member_passes([60, 60, 90], torch.device("cpu")) == [slice(0, 1), slice(1, 2), slice(2, 3)]
+    assert train_module.member_passes([60, 60, 90], torch.device("cpu"), single_pass=True) == [slice(0, 3)]
     chunked = train_shard(_spec(60), tmp_path / "b.h5", tmp_path / "b.pt", threads=1, show_progress=False)
     for metric in ("train_loss", "test_loss", "param_norm"):
         assert np.allclose(one_pass[metric], chunked[metric], rtol=1e-4), metric
+
+
+def test_a_pass_is_padded_only_to_its_own_largest_training_set():
+    from grokpipe.train import CPU_EXAMPLES_PER_PASS, ShardData
+
+    runs = tuple(RunSpec(n_train=d, weight_decay=1.0, seed=s) for s, d in enumerate((20, 25, 100, 110)))
+    spec = ShardSpec(task="add", p=11, model=ModelConfig(11, 16, 2, 8, 32), runs=runs, steps=1)
+    data = ShardData(spec, torch.device("cpu"))
+    assert CPU_EXAMPLES_PER_PASS >= 4 * 121  # all four fit one pass here
+    (only,) = data.passes
+    assert only.batch.x.shape == (4, 110)
+    import grokpipe.train as train_module
+
+    small = train_module.member_passes([20, 25, 100, 110], torch.device("cpu"))
+    assert small == [slice(0, 4)]
+    try:
+        train_module.CPU_EXAMPLES_PER_PASS = 60
+        data = ShardData(spec, torch.device("cpu"))
+    finally:
+        train_module.CPU_EXAMPLES_PER_PASS = CPU_EXAMPLES_PER_PASS
+    assert [p.batch.x.shape for p in data.passes] == [(2, 25), (1, 100), (1, 110)]
+
+
+def test_runs_with_their_own_lr_and_labels_train_as_if_alone(tmp_path):
+    """A shard whose runs differ in learning rate or random labels trains each run correctly."""
+    model = ModelConfig(11, 16, 2, 8, 32)
+    runs = (RunSpec(60, 1.0, 0, 1e-2), RunSpec(60, 1.0, 1, 3e-3, random_labels=True), RunSpec(90, 0.5, 2, 5e-3))
+    together = train_shard(ShardSpec("add", 11, model, runs, 40), tmp_path / "t.h5", tmp_path / "t.pt", threads=1,
+                           show_progress=False)
+    for i, run in enumerate(runs):
+        alone = train_shard(ShardSpec("add", 11, model, (run,), 40), tmp_path / f"{i}.h5", tmp_path / f"{i}.pt",
+                            threads=1, show_progress=False)
+        for metric in ("train_loss", "train_acc", "param_norm"):
+            assert np.allclose(together[metric][i], alone[metric][0], rtol=1e-4), (i, metric)
+
+
+def test_a_shard_that_wants_convergence_stops_once_every_run_has_converged(tmp_path):
+    spec = ShardSpec("add", 11, ModelConfig(11, 16, 2, 8, 32), (RunSpec(121, 1.0, 0, 1e-2),), 5000,
+                     schedule=EvalSchedule(every=20, per_decade=0), stop_when_converged=True)
+    train_shard(spec, tmp_path / "s.h5", tmp_path / "s.pt", threads=1, show_progress=False)
+    (run,) = read_shard(tmp_path / "s.h5").runs
+    assert run.progress["done"] and run.eval_step[-1] < 5000
+    from grokpipe.convergence import run_converged
+
+    assert run_converged(run.eval_step, run.curves)
+    assert not run_converged(run.eval_step[:-20], {k: v[:-20] for k, v in run.curves.items()})
+
+
+def test_a_checkpoint_beyond_the_steps_asked_for_is_refused(tmp_path):
+    train_shard(_spec(80), tmp_path / "s.h5", tmp_path / "s.pt", threads=1, show_progress=False)
+    with pytest.raises(GrokpipeError, match="is at step 80, beyond --steps 40"):
+        train_shard(_spec(40), tmp_path / "s.h5", tmp_path / "s.pt", threads=1, show_progress=False)
+
+
+def test_a_checkpoint_of_another_numerics_version_is_refused(tmp_path, monkeypatch):
+    import grokpipe.checkpoint
+
+    train_shard(_spec(10), tmp_path / "s.h5", tmp_path / "s.pt", threads=1, show_progress=False)
+    monkeypatch.setattr(grokpipe.checkpoint, "NUMERICS_VERSION", 99)
+    with pytest.raises(GrokpipeError, match="numerics version 2 of the trainer, this is version 99"):
+        load_checkpoint(tmp_path / "s.pt")
+
+
+def test_a_killed_writers_temporary_files_are_cleaned_up(tmp_path):
+    dead = tmp_path / ".s.pt.999999999.tmp.pt"  # no process has this pid
+    dead.write_bytes(b"half a checkpoint")
+    alive = tmp_path / f".s.pt.{os.getppid()}.tmp.pt"  # a live process's, still writing: left alone
+    alive.write_bytes(b"being written")
+    train_shard(_spec(10), tmp_path / "s.h5", tmp_path / "s.pt", threads=1, show_progress=False)
+    assert not dead.exists() and alive.exists()
+
+
+def test_the_shard_file_records_provenance_and_wall_time(tmp_path):
+    train_shard(_spec(30), tmp_path / "s.h5", tmp_path / "s.pt", threads=1, show_progress=False)
+    read = read_shard(tmp_path / "s.h5")
+    provenance = read.runs[0].provenance
+    assert provenance["numerics_version"] == 2 and provenance["threads"] == 1
+    assert provenance["denormals_flushed"] in (True, False) and provenance["device_name"]
+    assert set(provenance) >= {"grokpipe_version", "git_commit", "git_dirty", "torch_version", "numpy_version"}
+    wall = read.runs[0].eval_wall
+    assert wall[0] == 0 and np.all(np.diff(wall) >= 0) and wall[-1] > 0

@@ -1,10 +1,12 @@
 """The TUI driven through Textual's Pilot: navigation, filter, sort, selection, overlay, log axis,
-the empty state, a corrupt file, a live writer, and snapshots of the main screens."""
+smoothing, wall-time axis, saving the plot, the empty state, damaged files, a live writer, the
+palette, and snapshots of the main screens."""
 
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from grokpipe.tui.app import GrokpipeApp
@@ -92,15 +94,71 @@ async def test_an_empty_results_directory_says_how_to_make_results(tmp_path):
         assert "snakemake --cores all figures" in str(empty.render())
 
 
-async def test_a_corrupt_file_is_a_row_not_a_crash(results):
-    bad = results / "runs" / "ungrok" / "add-cccccccccc.h5"
-    bad.write_bytes(b"\x89HDF\r\n\x1a\n" + b"torn" * 100)
+async def test_damaged_files_are_rows_marked_unreadable_and_every_healthy_run_is_listed(results):
+    """A truncated shard, a byte-flipped one and a crafted one (runs is a dataset): each is one
+    'unreadable' row with its reason; the 14 healthy runs are all there; nothing hangs or crashes."""
+    import h5py
+
+    good = (results / "runs" / "grok" / "add-bbbbbbbbbb.h5").read_bytes()
+    (results / "runs" / "grok" / "add-cccccccccc.h5").write_bytes(good[:2048])
+    flipped = bytearray(good)
+    flipped[12] ^= 0xFF  # inside the superblock, whose checksum then fails
+    (results / "runs" / "grok" / "add-dddddddddd.h5").write_bytes(bytes(flipped))
+    crafted = results / "runs" / "grok" / "add-eeeeeeeeee.h5"
+    write_shard(crafted, "grok", [(1400, 1.0, 2)])
+    with h5py.File(crafted, "r+") as f:
+        del f["runs"]
+        f["runs"] = [1, 2, 3]
     app = GrokpipeApp(results)
     async with app.run_test(size=(150, 40)) as pilot:
-        await _settle(pilot, 1.5)  # unreadable files are retried: the reader waits a little for writers
+        await _settle(pilot, 1.0)
         table = app.screen.query_one(RunTable)
         states = [table.values[k.value]["state"] for k in table.rows]
-        assert states.count("unreadable") == 1 and table.row_count == 15
+        assert states.count("unreadable") == 3 and states.count("done") == 14
+        await pilot.press("slash", *"state=unreadable", "enter")
+        await pilot.pause(0.2)
+        assert table.row_count == 3
+        assert "cannot read" in str(app.screen.query_one("#details").render())  # the reason, beside the plot
+
+
+async def test_smoothing_the_wall_time_axis_and_saving_the_plot(results):
+    app = GrokpipeApp(results)
+    async with app.run_test(size=(150, 40)) as pilot:
+        await _settle(pilot)
+        plot = app.screen.query_one(RunPlot)
+        raw = plot.series()
+        await pilot.press("s")
+        assert plot.smoothed
+        smoothed = plot.series()
+        assert [label for label, _, _ in smoothed] == [label for label, _, _ in raw]
+        assert not np.array_equal(raw[1][2], smoothed[1][2]) and raw[1][2][0] == smoothed[1][2][0]
+        await pilot.press("w")
+        assert plot.wall_time and plot.x_label() == "wall time (s)"
+        run = plot.runs[0][1]
+        assert np.array_equal(plot.series()[0][1], run.eval_wall[np.isfinite(run.eval_wall)])
+        await pilot.press("w", "p")
+        await _settle(pilot)
+        (saved,) = (results / "plots").glob("accuracy-*.png")
+        from grokpipe.files import FORMATS, file_format
+
+        assert file_format(saved) == FORMATS["figure"]
+
+
+async def test_every_key_of_the_help_screen_is_in_the_palette_and_the_help(results):
+    from grokpipe.tui.screens.browse import KEYS
+    from grokpipe.tui.screens.help import help_text
+
+    text = help_text()
+    assert all(what in text for _, _, _, what in KEYS)
+    app = GrokpipeApp(results)
+    async with app.run_test(size=(150, 40)) as pilot:
+        await _settle(pilot)
+        names = [name for name, _, _ in app.screen.commands()]
+        assert {"Loss", "Accuracy", "Norm", "Circuits", "Smooth", "Save plot"} <= set(names)
+        commands = dict((name, callback) for name, _, callback in app.screen.commands())
+        commands["Loss"]()
+        await pilot.pause(0.1)
+        assert app.screen.query_one(RunPlot).view == "loss"
 
 
 WRITER = """
@@ -131,16 +189,17 @@ async def test_following_a_live_writer_shows_new_points(tmp_path):
         async with app.run_test(size=(150, 40)) as pilot:
             for _ in range(100):  # until the writer has created its file and the app has read it
                 await _settle(pilot, 0.1)
-                if app.runs:
+                if app.screen.runs:
                     break
-            key = next(iter(app.runs))
-            assert len(app.runs[key].eval_step) == 3
-            assert app.values[key]["state"] == "running"
+            screen = app.screen
+            key = next(iter(screen.runs))
+            assert len(screen.runs[key].eval_step) == 3
+            assert screen.values[key]["state"] == "running"
             go.touch()
             writer.wait(timeout=30)
             await _settle(pilot, 0.6)
-            assert len(app.runs[key].eval_step) == 8
-            assert app.values[key]["progress"] == "700/1000"
+            assert len(screen.runs[key].eval_step) == 8
+            assert screen.values[key]["progress"] == "700/1000"
     finally:
         writer.kill()
 
@@ -178,7 +237,8 @@ def test_snapshot_help_screen(results, snap_compare):
 
 def test_the_headless_core_never_imports_textual_and_figures_never_import_torch():
     core = ("grokpipe.cli", "grokpipe.train", "grokpipe.store", "grokpipe.config", "grokpipe.analysis",
-            "grokpipe.simulation", "grokpipe.circuits", "grokpipe.bench", "grokpipe.figures")
+            "grokpipe.claims", "grokpipe.dcrit", "grokpipe.monitor", "grokpipe.simulation", "grokpipe.circuits",
+            "grokpipe.bench", "grokpipe.figures")
     code = ("import sys, importlib\n"
             f"for m in {core!r}: importlib.import_module(m)\n"
             "assert 'textual' not in sys.modules, 'textual imported'\n")

@@ -6,7 +6,10 @@ aggregated metrics file (through :class:`FigureStore`). No figure imports torch 
 
 from __future__ import annotations
 
+import ast
 import importlib
+import importlib.util
+from functools import cache
 from pathlib import Path
 
 FIGURES = {
@@ -29,6 +32,9 @@ FIGURES = {
                       "The paper: the C_gen logit overtakes C_mem as parameter norm falls, then test loss falls.",
     "fig10_logit_ratio": "Fig 10: logit ratio o_t / o_m and test accuracy at convergence against dataset size, coloured by "
                          "parameter norm. The paper: both rise smoothly and monotonically with D.",
+    "fig11_dcrit_prediction": "Fig 11 (beyond the paper): D_crit predicted from the efficiency fits (the D where C_mem "
+                              "needs the norm C_gen needs for the ungrok runs' operating logit) against the observed "
+                              "ungrokking transition, overall and per seed. PASS within a factor 1.5.",
     "theorem_d4": "Theorem D.4: the numerically optimal weights of circuits of given efficiencies against the theorem's "
                   "prediction (all weight on the most efficient circuit when kappa >= q, w_i ∝ P_i^(-q kappa/(q-kappa)) "
                   "otherwise).",
@@ -51,3 +57,43 @@ def render(metrics: Path, out_dir: Path, only: list[str] | None = None, dpi: int
         module = importlib.import_module(f"{__name__}.{name}")
         written += save(module.draw(store), Path(out_dir), name, formats, dpi)
     return written
+
+
+def _source(module: str) -> Path | None:
+    """The file of a grokpipe module, found from its name alone (nothing is imported)."""
+    root = Path(__file__).resolve().parent.parent  # the grokpipe package
+    parts = module.split(".")[1:]
+    for candidate in (root.joinpath(*parts).with_suffix(".py"), root.joinpath(*parts, "__init__.py")):
+        if parts and candidate.is_file() or not parts and candidate.name == "__init__.py":
+            return candidate
+    return None
+
+
+@cache
+def code_dependencies(module: str) -> list[str]:
+    """The source files of ``module`` and of every grokpipe module it imports, directly or not
+    (read from the import statements, without importing anything): what a figure or the claims
+    report must be redrawn after. A module's parent packages count: Python runs them first."""
+    seen: dict[str, Path] = {}
+    todo = [module]
+    while todo:
+        name = todo.pop()
+        if name in seen or name.split(".")[0] != "grokpipe":
+            continue
+        path = _source(name)
+        if path is None:  # a name imported from a module, not a module
+            continue
+        seen[name] = path
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        parts = name.split(".")
+        todo += [".".join(parts[:i]) for i in range(1, len(parts))]
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                todo += [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    base = importlib.util.resolve_name("." * node.level + base, package)
+                todo.append(base)
+                todo += [f"{base}.{alias.name}" for alias in node.names]  # "from . import x" may import a module
+    return sorted(str(path) for path in seen.values())

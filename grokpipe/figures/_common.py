@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from functools import cached_property
 from pathlib import Path
 
@@ -12,6 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from ..files import FORMATS, atomic_write, check_output  # noqa: E402
 from ..store import Run, read_metrics, read_simulation  # noqa: E402
 
 plt.rcParams.update({
@@ -32,16 +32,20 @@ class FigureStore:
     def _runs(self) -> dict[str, list[Run]]:
         from ..analysis import group_by
 
-        out = group_by(read_metrics(self.path), "experiment")
+        out = group_by(self.all_runs, "experiment")
         for runs in out.values():
-            runs.sort(key=lambda r: (r.params.get("task", ""), r.params["n_train"], r.params["weight_decay"],
-                                     r.params["seed"]))
+            runs.sort(key=lambda r: (r.hparams.get("task", ""), r.hparams["n_train"], r.hparams["weight_decay"],
+                                     r.hparams["seed"]))
         return out
 
-    def runs(self, experiment: str, **params) -> list[Run]:
+    @cached_property
+    def all_runs(self) -> list[Run]:
+        return read_metrics(self.path)
+
+    def runs(self, experiment: str, **hparams) -> list[Run]:
         from ..analysis import runs_where
 
-        return runs_where(self._runs.get(experiment, []), **params)
+        return runs_where(self._runs.get(experiment, []), **hparams)
 
     @cached_property
     def simulation(self) -> dict | None:
@@ -83,15 +87,19 @@ def colour_scale(values, cmap="viridis", log=False):
     return mapper
 
 
+# matplotlib writes these as metadata: the guard (grokpipe.files) knows its own figures by them
+_METADATA = {"png": {"Software": FORMATS["figure"]}, "pdf": {"Creator": FORMATS["figure"]},
+             "svg": {"Creator": FORMATS["figure"]}}
+
+
 def save(fig, out_dir: Path, name: str, formats, dpi: int) -> list[Path]:
-    """Write each format under a temporary name, then rename: a half-written figure is never left behind."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for ext in formats:
-        path = out_dir / f"{name}.{ext}"
-        tmp = out_dir / f".{name}.{os.getpid()}.tmp.{ext}"
-        fig.savefig(tmp, dpi=dpi, bbox_inches="tight", metadata={"Creator": "grokpipe"} if ext != "png" else None)
-        tmp.replace(path)
-        paths.append(path)
+    """Write each format atomically (a half-written figure is never left behind), and never over a
+    file that is not one of grokpipe's figures."""
+    paths = [out_dir / f"{name}.{ext}" for ext in formats]
+    for path in paths:
+        check_output(path, "figure")
+    for path, ext in zip(paths, formats):
+        atomic_write(path, lambda tmp: fig.savefig(tmp, format=ext, dpi=dpi, bbox_inches="tight",
+                                                   metadata=_METADATA[ext]), "figure")
     plt.close(fig)
     return paths

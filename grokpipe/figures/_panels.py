@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..analysis import SEMI_BAND, final, semigrok_status, transitions
+from ..analysis import SEMI_BAND, converged, final, semigrok_status, transitions
 from ._common import GEN, MEM, NORM, TEST, TRAIN, colour_scale, log_scale, steps_axis
 
 
@@ -60,7 +60,8 @@ def coloured_curves(fig, ax, runs, colour_values, colour_label: str, log_colour:
 
 
 def transition_panel(ax, runs, title: str = "") -> None:
-    """Final test accuracy against D' (log x): a mean line per weight decay, thin dashed lines per seed."""
+    """Final test accuracy against D' (log x): a mean line per weight decay, thin dashed lines per
+    seed, and a cross on every run that had not converged."""
     ts = transitions(runs)
     wds = [t.weight_decay for t in ts]
     mapper = colour_scale(wds if len(wds) > 1 else [wds[0], wds[0] + 1], cmap="plasma")
@@ -69,6 +70,10 @@ def transition_panel(ax, runs, title: str = "") -> None:
         ax.plot(t.sizes, t.mean_acc, "-o", ms=3, color=colour, label=f"wd {t.weight_decay:g}")
         for acc in t.seed_acc.values():
             ax.plot(t.sizes, acc, "--", lw=0.6, alpha=0.6, color=colour)
+    unconverged = [r for r in runs if not converged(r)]
+    if unconverged:
+        ax.plot([r.hparams["n_train"] for r in unconverged], [final(r, "test_acc") for r in unconverged], "x",
+                color="0.2", ms=5, label=f"not converged ({len(unconverged)})")
     log_scale(ax, "x")
     ax.set_ylim(-0.03, 1.03)
     ax.set_xlabel("reduced dataset size D'")

@@ -3,7 +3,7 @@
 import matplotlib.pyplot as plt
 import numpy as np
 
-from ..analysis import efficiency_triples, final, logit_buckets
+from ..analysis import efficiency_triples, logit_buckets, split_converged, trigonometric_only
 from ._common import colour_scale, log_scale, missing
 
 
@@ -41,19 +41,23 @@ def _isologit(ax, fig, t, title):
 
 
 def draw(store):
+    """Converged runs only (as P1 fits them); the titles say how many were left out."""
     fig, axes = plt.subplots(2, 2, figsize=(10, 7), constrained_layout=True)
-    mem = efficiency_triples(store.runs("efficiency_mem"))
-    gen_runs = store.runs("efficiency_gen")
-    gen_only = [r for r in gen_runs if final(r, "trig_fraction") > 0.95]
+    mem_runs, mem_out = split_converged(store.runs("efficiency_mem"))
+    mem = efficiency_triples(mem_runs)
+    gen_runs, gen_out = split_converged(store.runs("efficiency_gen"))
+    gen_only = trigonometric_only(gen_runs)
     gen = efficiency_triples(gen_only)
+    unconverged = lambda runs: f", {len(runs)} unconverged left out" if runs else ""  # noqa: E731
     if len(mem):
-        _scatter(axes[0, 0], fig, mem, "(a) C_mem scatter (random labels)")
+        _scatter(axes[0, 0], fig, mem, f"(a) C_mem scatter (random labels{unconverged(mem_out)})")
         _isologit(axes[0, 1], fig, mem, "(b) C_mem isologit curves")
     else:
         missing(axes[0, 0], "efficiency_mem runs")
         missing(axes[0, 1], "efficiency_mem runs")
     if len(gen):
-        _scatter(axes[1, 0], fig, gen, f"(c) C_gen scatter ({len(gen_only)}/{len(gen_runs)} runs > 95% trigonometric)")
+        _scatter(axes[1, 0], fig, gen, f"(c) C_gen scatter ({len(gen_only)}/{len(gen_runs)} converged runs > 95% "
+                                       f"trigonometric{unconverged(gen_out)})")
         _isologit(axes[1, 1], fig, gen, "(d) C_gen isologit curves")
     else:
         why = "efficiency_gen runs" if not gen_runs else "no efficiency_gen run reached > 95% trigonometric logit norm"

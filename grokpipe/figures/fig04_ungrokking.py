@@ -10,7 +10,7 @@ def draw(store):
     fig, ax = plt.subplots(figsize=(5.5, 3.8), constrained_layout=True)
     runs = store.runs("ungrok")
     if runs:
-        transition_panel(ax, runs, title=f"{runs[0].params['task']} mod {runs[0].params['p']}: ungrokking")
+        transition_panel(ax, runs, title=f"{runs[0].hparams['task']} mod {runs[0].hparams['p']}: ungrokking")
     else:
         missing(ax, "ungrok runs")
     return fig

@@ -14,6 +14,6 @@ def draw(store):
         missing(ax, "semigrok runs")
         return fig
     coloured_curves(fig, ax, runs, [final(r, "test_acc") for r in runs], "final test accuracy")
-    sizes = sorted({r.params["n_train"] for r in runs})
+    sizes = sorted({r.hparams["n_train"] for r in runs})
     ax.set_title(f"semi-grokking sweep: {len(runs)} runs, D in {sizes[0]}..{sizes[-1]}")
     return fig

@@ -27,6 +27,6 @@ def draw(store):
     axes[2].set_ylabel("parameter norm")
     axes[2].set_xlabel("epochs")
     note = "" if flagged else " (no run met the semi-grokking criterion: most middling run shown)"
-    axes[0].set_title(f"D={run.params['n_train']} ({100 * run.params['n_train'] / run.params['p'] ** 2:.0f}% of the "
-                      f"data), seed {run.params['seed']}{note}")
+    axes[0].set_title(f"D={run.hparams['n_train']} ({100 * run.hparams['n_train'] / run.hparams['p'] ** 2:.0f}% of the "
+                      f"data), seed {run.hparams['seed']}{note}")
     return fig

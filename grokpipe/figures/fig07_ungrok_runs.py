@@ -12,9 +12,9 @@ def draw(store):
     if not runs:
         missing(ax, "ungrok runs")
         return fig
-    wds = sorted({r.params["weight_decay"] for r in runs})
+    wds = sorted({r.hparams["weight_decay"] for r in runs})
     wd = min(wds, key=lambda w: abs(w - 1.0))
-    chosen = [r for r in runs if r.params["weight_decay"] == wd]
-    coloured_curves(fig, ax, chosen, [r.params["n_train"] for r in chosen], "reduced dataset size D'", log_colour=True)
+    chosen = [r for r in runs if r.hparams["weight_decay"] == wd]
+    coloured_curves(fig, ax, chosen, [r.hparams["n_train"] for r in chosen], "reduced dataset size D'", log_colour=True)
     ax.set_title(f"ungrokking runs at weight decay {wd:g} ({len(chosen)} runs)")
     return fig

@@ -11,7 +11,7 @@ def draw(store):
     runs = [r for r in store.runs("grok") if "gen_logit" in r.curves]
     if runs:
         r = runs[0]
-        circuits_panel(ax, r, title=f"grokking run: D={r.params['n_train']}, seed {r.params['seed']}")
+        circuits_panel(ax, r, title=f"grokking run: D={r.hparams['n_train']}, seed {r.hparams['seed']}")
     else:
         missing(ax, "grok runs with circuit metrics")
     return fig

@@ -25,7 +25,7 @@ def draw(store):
         for ax in axes:
             missing(ax, "ungrok runs with circuit metrics")
         return fig
-    rows = np.array([(r.params["n_train"], final(r, "param_norm"), final(r, "gen_logit") / final(r, "mem_logit_train"),
+    rows = np.array([(r.hparams["n_train"], final(r, "param_norm"), final(r, "gen_logit") / final(r, "mem_logit_train"),
                       final(r, "test_acc")) for r in runs])
     mapper = colour_scale(rows[:, 1], cmap="viridis", log=True)
     positive = rows[rows[:, 2] > 0]

@@ -12,7 +12,8 @@ import operator
 import re
 from dataclasses import dataclass
 
-from ..store import Run, ShardStatus
+from ..monitor import ShardStatus
+from ..store import Run
 
 ALIASES = {
     "exp": "experiment", "experiment": "experiment", "task": "task", "d": "n_train", "n_train": "n_train",
@@ -101,7 +102,7 @@ def run_key(shard: ShardStatus, run: Run | None) -> str:
 def row_values(shard: ShardStatus, run: Run | None) -> dict:
     """Every value a row shows or a filter tests, for one run of one shard (``None``: the shard's one
     row when its file cannot be read)."""
-    p = run.params if run is not None else {}
+    p = run.hparams if run is not None else {}
     live = shard.state in ("running", "stalled")
     values = {
         "experiment": shard.experiment, "shard": shard.name, "task": p.get("task", ""),

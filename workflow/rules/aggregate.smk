@@ -2,6 +2,7 @@ rule aggregate:
     input:
         simulation="results/simulation.json",
         shards=PLAN.outputs(),
+        adaptive=adaptive_outputs,
     output:
         "results/metrics.h5",
     log:
@@ -10,4 +11,5 @@ rule aggregate:
     conda:
         ENV
     shell:
-        "python -m grokpipe aggregate --simulation {input.simulation} --out {output} {input.shards} > {log} 2>&1"
+        "python -m grokpipe aggregate --simulation {input.simulation} --out {output} {input.shards} {input.adaptive}"
+        " > {log} 2>&1"

@@ -1,10 +1,10 @@
-# One job per figure: each reads only results/metrics.h5 and depends on its own plotting
-# module and the code all figures share, so restyling one figure re-renders that figure only.
+# One job per figure: each reads only results/metrics.h5 and depends on the code its module
+# imports (computed from the imports, grokpipe.figures.code_dependencies), so restyling one figure
+# re-renders that figure only and editing shared code re-renders the figures that use it.
 rule figure:
     input:
         metrics="results/metrics.h5",
-        code=str(PACKAGE_DIR / "figures" / "{figure}.py"),
-        shared=FIGURE_SHARED_CODE,
+        code=lambda wildcards: code_dependencies(f"grokpipe.figures.{wildcards.figure}"),
     output:
         report(
             [f"results/figures/{{figure}}.{ext}" for ext in FIGURE_FORMATS],
@@ -28,7 +28,7 @@ rule figure:
 rule claims:
     input:
         metrics="results/metrics.h5",
-        code=str(PACKAGE_DIR / "analysis.py"),
+        code=CLAIMS_CODE,
     output:
         markdown=report("results/claims.md", caption="../report/claims.rst", category="Claims"),
         json="results/claims.json",

@@ -1,12 +1,29 @@
-"""The main screen: pipeline status, filter box, run table and the plot of the current runs."""
+"""The main screen: pipeline status, filter box, run table and the plot of the current runs.
+
+The screen owns what it shows: a scanner of the results directory (grokpipe.monitor), the rows,
+the filter. A worker scans off the UI thread and posts :class:`ShardsScanned`; the screen handles
+it with ``@on``. The keys, the help screen and the command palette derive from :data:`KEYS` and
+the plot's views (grokpipe.tui.views).
+"""
 
 from __future__ import annotations
 
+import time
+from functools import partial
+from pathlib import Path
+
+from textual import on, work
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Static
 
+from ...monitor import ResultsScanner, ShardStatus
+from ...provenance import trainer_label
+from ..rows import FilterError, parse_filter, row_values, run_key
+from ..views import VIEW_BY_NAME, VIEWS
 from ..widgets.pipeline_status import PipelineStatus
 from ..widgets.run_plot import RunPlot
 from ..widgets.run_table import RunTable
@@ -25,19 +42,46 @@ or train one shard by hand:
 
 Runs appear here while they train."""
 
+# (key, action, footer label, what it does): the screen's bindings, the help table and the palette
+KEYS = (
+    ("space", "toggle_selected", "select", "select the run for overlay (plot several runs at once)"),
+    ("c", "clear_selection", "clear sel.", "clear the selection"),
+    *((v.key, f"view('{v.name}')", v.name, f"plot {v.description}") for v in VIEWS),
+    ("x", "toggle_log", "log x", "log / linear x axis"),
+    ("s", "toggle_smooth", "smooth", "smooth the curves (exponential moving average)"),
+    ("w", "toggle_wall", "epochs/time", "x axis: epochs or training wall time"),
+    ("p", "save_plot", "save plot", "save the plot as a PNG (matplotlib, the same data) under results/plots"),
+    ("slash", "focus_filter", "filter", "filter, e.g. `exp=ungrok wd=1 D<600 test_acc<0.5`"),
+    ("escape", "focus_table", "table", "back to the table"),
+)
+
+
+class ShardsScanned(Message):
+    def __init__(self, shards: list[ShardStatus]):
+        super().__init__()
+        self.shards = shards
+
+
+class PlanLoaded(Message):
+    def __init__(self, planned: dict[str, int]):
+        super().__init__()
+        self.planned = planned
+
 
 class BrowseScreen(Screen):
-    BINDINGS = [
-        ("space", "toggle_selected", "select"),
-        ("c", "clear_selection", "clear sel."),
-        ("1", "view('loss')", "loss"),
-        ("2", "view('accuracy')", "acc"),
-        ("3", "view('norm')", "norm"),
-        ("4", "view('circuits')", "circuits"),
-        ("x", "toggle_log", "log x"),
-        ("slash", "focus_filter", "filter"),
-        ("escape", "focus_table", "table"),
-    ]
+    BINDINGS = [Binding(key, action, label) for key, action, label, _ in KEYS]
+
+    def __init__(self, results_dir: Path, config: Path | None, refresh_seconds: float):
+        super().__init__()
+        self.results_dir = results_dir
+        self.config_path = config
+        self.refresh_seconds = refresh_seconds
+        self.scanner = ResultsScanner(results_dir)
+        self.shards: list[ShardStatus] = []
+        self.values: dict[str, dict] = {}
+        self.runs: dict = {}
+        self.conditions = []
+        self.planned: dict[str, int] | None = None
 
     def compose(self) -> ComposeResult:
         yield PipelineStatus("reading results…", id="pipeline")
@@ -52,30 +96,147 @@ class BrowseScreen(Screen):
 
     def on_mount(self) -> None:
         self.query_one(RunTable).focus()
+        self.load_plan()
+        self.rescan()
+        self.set_interval(self.refresh_seconds, self.rescan)
+
+    # ---- workers: all file I/O happens here, off the UI thread
+
+    @work(thread=True, exclusive=True, group="scan")
+    def rescan(self) -> None:
+        self.post_message(ShardsScanned(self.scanner.scan()))
+
+    @work(thread=True, group="plan")
+    def load_plan(self) -> None:
+        """Planned shard counts per experiment, when the project's config is at hand (for 'pending')."""
+        path = self.config_path or self.results_dir.resolve().parent / "config.yaml"
+        if not path.is_file():
+            return
+        from ...config import load_checked_config, load_plan
+        from ...errors import GrokpipeError
+
+        try:
+            plan = load_plan(load_checked_config(path))
+        except GrokpipeError:
+            return  # not a valid grokpipe config: pending counts are simply not shown
+        counts: dict[str, int] = {}
+        for experiment, _ in plan.jobs:
+            counts[experiment] = counts.get(experiment, 0) + 1
+        self.post_message(PlanLoaded(counts))
+
+    # ---- messages -> widgets
+
+    @on(PlanLoaded)
+    def show_plan(self, message: PlanLoaded) -> None:
+        self.planned = message.planned
+        self.query_one(PipelineStatus).show(self.shards, self.planned)
+
+    @on(ShardsScanned)
+    def show_scan(self, message: ShardsScanned) -> None:
+        self.shards = message.shards
+        values, runs = {}, {}
+        for shard in self.shards:
+            if shard.state == "unreadable":  # one row for the file, saying so
+                values[run_key(shard, None)] = row_values(shard, None)
+                continue
+            for run in shard.runs:
+                key = run_key(shard, run)
+                values[key], runs[key] = row_values(shard, run), run
+        order = sorted(values, key=lambda k: tuple(values[k][c] for c in ("experiment", "task", "n_train",
+                                                                            "weight_decay", "seed", "shard")))
+        self.values, self.runs = {k: values[k] for k in order}, runs
+        self.query_one(PipelineStatus).show(self.shards, self.planned)
+        empty = self.query_one("#empty", Static)
+        if empty.display != (not self.shards):
+            empty.display = not self.shards
+            empty.update(EMPTY.format(path=self.results_dir) if not self.shards else "")
+        self.refresh_table()
+        self.update_plot()
+
+    def refresh_table(self) -> None:
+        visible = [k for k, row in self.values.items() if all(c.holds(row) for c in self.conditions)]
+        self.query_one(RunTable).show(self.values, visible)
+
+    def set_filter(self, text: str, report_errors: bool = False) -> None:
+        """Apply a filter; one that does not parse (yet, while typing) leaves the last good one applied."""
+        try:
+            self.conditions = parse_filter(text)
+        except FilterError as e:
+            if report_errors:
+                self.notify(str(e), severity="error", timeout=4)
+            return
+        self.refresh_table()
+
+    def update_plot(self) -> None:
+        table = self.query_one(RunTable)
+        keys = [k.value for k in table.rows if k.value in table.selected]  # selected runs, in table order
+        current = table.current_key
+        if current and current not in keys:
+            keys.insert(0, current)
+        chosen = [(f"D={self.values[k]['n_train']} wd={self.values[k]['weight_decay']:g} s{self.values[k]['seed']}",
+                   self.runs[k]) for k in keys if k in self.runs]
+        self.query_one(RunPlot).show(chosen)
+        self.query_one("#details", Static).update(self.details(current))
+
+    def details(self, key: str | None) -> str:
+        if not key or key not in self.values:
+            return ""
+        row = self.values[key]
+        shard = next((s for s in self.shards if s.name == row["shard"]), None)
+        if shard and shard.error:
+            return f"{key}  [red]{shard.error}[/]"
+        run = self.runs.get(key)
+        made = ""
+        if run is not None and run.provenance:
+            p = run.provenance
+            made = f"\n{trainer_label(p)} on {p.get('device_name', '?')} ({p.get('threads', '?')} threads)"
+        return f"{key}  state {row['state']}  step {row['progress']}{made}"
 
     # ---- actions
 
     def action_toggle_selected(self) -> None:
         self.query_one(RunTable).toggle_selected()
-        self.app.update_plot()
+        self.update_plot()
 
     def action_clear_selection(self) -> None:
-        table = self.query_one(RunTable)
-        for key in list(table.selected):
-            table.selected.discard(key)
-            if key in table.rows:
-                table.update_cell(key, "selected", "")
-        self.app.update_plot()
+        self.query_one(RunTable).clear_selection()
+        self.update_plot()
+
+    def _plot_setting(self, name: str, value) -> None:
+        plot = self.query_one(RunPlot)
+        setattr(plot, name, value)
+        plot.redraw()
 
     def action_view(self, view: str) -> None:
-        plot = self.query_one(RunPlot)
-        plot.view = view
-        plot.redraw()
+        self._plot_setting("view", view)
 
     def action_toggle_log(self) -> None:
+        self._plot_setting("log_x", not self.query_one(RunPlot).log_x)
+
+    def action_toggle_smooth(self) -> None:
+        self._plot_setting("smoothed", not self.query_one(RunPlot).smoothed)
+
+    def action_toggle_wall(self) -> None:
+        self._plot_setting("wall_time", not self.query_one(RunPlot).wall_time)
+
+    def action_save_plot(self) -> None:
         plot = self.query_one(RunPlot)
-        plot.log_x = not plot.log_x
-        plot.redraw()
+        if not plot.series():
+            self.notify("nothing to save: the plot is empty", severity="warning")
+            return
+        self.save_plot(plot.view, plot.series(), plot.x_label(), plot.log_x, VIEW_BY_NAME[plot.view].log_y)
+
+    @work(thread=True, group="save")
+    def save_plot(self, view: str, series, x_label: str, log_x: bool, log_y: bool) -> None:
+        from ..save_plot import save_plot
+
+        path = self.results_dir / "plots" / f"{view}-{time.strftime('%Y%m%d-%H%M%S')}.png"
+        try:
+            save_plot(path, view, series, x_label, log_x, log_y)
+        except Exception as e:  # noqa: BLE001 - reported to the user, never a crash of the app
+            self.app.call_from_thread(self.notify, f"could not save the plot: {e}", severity="error")
+            return
+        self.app.call_from_thread(self.notify, f"saved {path}")
 
     def action_focus_filter(self) -> None:
         self.query_one("#filter", Input).focus()
@@ -83,19 +244,23 @@ class BrowseScreen(Screen):
     def action_focus_table(self) -> None:
         self.query_one(RunTable).focus()
 
+    def commands(self) -> list[tuple[str, str, object]]:
+        """(name, help, callable) for the command palette, from the same list as the keys."""
+        return [(label.capitalize(), what, partial(self.app.call_later, self.run_action, action))
+                for _, action, label, what in KEYS if action != "focus_table"]
+
     # ---- events
 
     def on_input_changed(self, event: Input.Changed) -> None:
-        self.app.set_filter(event.value)
+        self.set_filter(event.value)
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
-        self.app.set_filter(event.value, report_errors=True)
+        self.set_filter(event.value, report_errors=True)
         self.action_focus_table()
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
-        self.app.update_plot()
+        self.update_plot()
 
     def on_data_table_header_selected(self, event: DataTable.HeaderSelected) -> None:
-        table = self.query_one(RunTable)
-        table.sort_by(event.column_key.value)
-        self.app.refresh_table()
+        self.query_one(RunTable).sort_by(event.column_key.value)
+        self.refresh_table()

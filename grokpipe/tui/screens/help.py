@@ -1,4 +1,4 @@
-"""The ``?`` screen: what the keys do and how to filter."""
+"""The ``?`` screen: what the keys do and how to filter, built from the same lists as the bindings."""
 
 from textual.app import ComposeResult
 from textual.containers import VerticalScroll
@@ -6,30 +6,27 @@ from textual.screen import ModalScreen
 from textual.widgets import Markdown
 
 from ..rows import FILTER_KEYS
+from ..widgets.pipeline_status import SYMBOLS
+from .browse import KEYS
 
-HELP = """\
-# grokpipe tui
+KEY_NAMES = {"space": "space", "slash": "/", "escape": "escape", "question_mark": "?"}
 
-Browse the runs under the results directory and follow those still training: rows and plots
-update about once a second, and new shard files appear as the pipeline writes them.
 
-| key | does |
-| --- | --- |
-| `j` / `k`, arrows | move in the run table |
-| `space` | select the run for overlay (plot several runs at once) |
-| `c` | clear the selection |
-| `1` `2` `3` `4` | plot loss, accuracy, parameter norm, C_gen / C_mem logits |
-| `x` | log / linear epochs axis |
-| `/` | filter, e.g. `exp=ungrok wd=1 D<600 test_acc<0.5` |
-| click a header | sort by that column (again: reverse) |
-| `f` | figures and the claims report |
-| `r` | re-read every file now |
-| `ctrl+p` | command palette |
-| `?` | this help; `escape` closes it |
-| `q`, `ctrl+q` | quit |
+def help_text() -> str:
+    from ..app import GrokpipeApp
 
-Filter keys: `{keys}`, with `= != < <= > >=`; a bare word matches experiment, task or shard names.
-""".format(keys=" ".join(FILTER_KEYS))
+    rows = [("`j` / `k`, arrows", "move in the run table"), ("click a header", "sort by that column (again: reverse)"),
+            *((f"`{KEY_NAMES.get(key, key)}`", what) for key, _, _, what in KEYS + GrokpipeApp.KEYS),
+            ("`ctrl+p`", "command palette: every command above")]
+    states = ", ".join(f"{symbol} {state}" for state, symbol, _ in SYMBOLS)
+    return "\n".join([
+        "# grokpipe tui", "",
+        "Browse the runs under the results directory and follow those still training: rows and plots",
+        "update about once a second, and new shard files appear as the pipeline writes them.", "",
+        "| key | does |", "| --- | --- |", *(f"| {key} | {what} |" for key, what in rows), "",
+        f"Filter keys: `{' '.join(FILTER_KEYS)}`, with `= != < <= > >=`; a bare word matches experiment, task or "
+        "shard names.", "", f"The header counts each experiment's shards: {states}.",
+    ])
 
 
 class HelpScreen(ModalScreen):
@@ -37,4 +34,4 @@ class HelpScreen(ModalScreen):
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="help"):
-            yield Markdown(HELP)
+            yield Markdown(help_text())

@@ -1,4 +1,9 @@
-"""Curves of the current run and any selected runs, in the terminal (textual-plotext)."""
+"""Curves of the current run and any selected runs, in the terminal (textual-plotext).
+
+The widget owns how it plots (view, log x, smoothing, x axis by epochs or wall time) and redraws
+only when what it would draw changed. :meth:`RunPlot.series` is the data it draws, which saving
+the plot as an image (matplotlib) reuses.
+"""
 
 from __future__ import annotations
 
@@ -6,47 +11,74 @@ import numpy as np
 from textual_plotext import PlotextPlot
 
 from ...store import Run
+from ..views import VIEW_BY_NAME, VIEWS
 
-VIEWS = {
-    "loss": (("train_loss", "train loss"), ("test_loss", "test loss")),
-    "accuracy": (("train_acc", "train acc"), ("test_acc", "test acc")),
-    "norm": (("param_norm", "parameter norm"),),
-    "circuits": (("gen_logit", "C_gen logit"), ("mem_logit_train", "C_mem logit")),
-}
+SMOOTHING = 0.8  # exponential moving average weight of the past, over evaluations
+
+
+def smooth(values: np.ndarray, weight: float = SMOOTHING) -> np.ndarray:
+    """Exponential moving average, as run viewers smooth noisy curves (the first value unchanged)."""
+    out = np.empty(len(values))
+    level = values[0] if len(values) else 0.0
+    for i, v in enumerate(values):
+        level = weight * level + (1 - weight) * v
+        out[i] = level if i else v
+    return out
 
 
 class RunPlot(PlotextPlot):
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
-        self.view = "accuracy"
+        self.view = VIEWS[1].name
         self.log_x = False
+        self.smoothed = False
+        self.wall_time = False  # x axis: training wall seconds instead of epochs
         self.runs: list[tuple[str, Run]] = []
+        self._drawn = None  # signature of what is on screen
 
     def show(self, runs: list[tuple[str, Run]]) -> None:
         self.runs = runs
         self.redraw()
 
-    def redraw(self) -> None:
-        plt = self.plt
-        plt.clear_data()
-        plt.clear_figure()
-        plt.title(f"{self.view}{' (log x)' if self.log_x else ''}  [1-4 view, x log]")
-        plt.xlabel("epochs")
-        drawn = False
+    def x_label(self) -> str:
+        return "wall time (s)" if self.wall_time else "epochs"
+
+    def series(self) -> list[tuple[str, np.ndarray, np.ndarray]]:
+        """(label, x, y) of every curve the current settings draw."""
+        out = []
+        view = VIEW_BY_NAME[self.view]
         for label, run in self.runs:
-            x = np.maximum(run.eval_step, 1) if self.log_x else run.eval_step
-            for metric, name in VIEWS[self.view]:
+            wall = run.eval_wall if run.eval_wall is not None else np.full(len(run.eval_step), np.nan)
+            x = wall if self.wall_time else run.eval_step.astype(float)
+            if self.log_x:
+                x = np.maximum(x, 1)
+            for metric, name in view.curves:
                 y = run.curves.get(metric)
                 if y is None or len(y) == 0:
                     continue
-                keep = np.isfinite(y)
-                if self.view == "loss":
-                    keep &= y > 0
+                keep = np.isfinite(y) & np.isfinite(x) & ((y > 0) if view.log_y else True)
                 if not keep.any():
                     continue
-                plt.plot(x[keep].tolist(), y[keep].tolist(), label=f"{name} {label}" if len(self.runs) > 1 else name)
-                drawn = True
-        if drawn:  # plotext cannot put an empty plot on log axes
+                ys = smooth(y[keep]) if self.smoothed else y[keep]
+                out.append((f"{name} {label}" if len(self.runs) > 1 else name, x[keep], ys))
+        return out
+
+    def redraw(self) -> None:
+        signature = (self.view, self.log_x, self.smoothed, self.wall_time, self.size,
+                     tuple((label, id(run), len(run.eval_step)) for label, run in self.runs))
+        if signature == self._drawn:
+            return
+        self._drawn = signature
+        plt = self.plt
+        plt.clear_data()
+        plt.clear_figure()
+        flags = [f for f, on in (("log x", self.log_x), ("smoothed", self.smoothed)) if on]
+        plt.title(f"{self.view}{' (' + ', '.join(flags) + ')' if flags else ''}")
+        plt.xlabel(self.x_label())
+        series = self.series()
+        for label, x, y in series:
+            plt.plot(x.tolist(), y.tolist(), label=label)
+        if series:  # plotext cannot put an empty plot on log axes
             plt.xscale("log" if self.log_x else "linear")
-            plt.yscale("log" if self.view == "loss" else "linear")
+            plt.yscale("log" if VIEW_BY_NAME[self.view].log_y else "linear")
         self.refresh()

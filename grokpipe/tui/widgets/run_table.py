@@ -61,6 +61,12 @@ class RunTable(DataTable):
         self.selected ^= {key}
         self.update_cell(key, "selected", "✓" if key in self.selected else "")
 
+    def clear_selection(self) -> None:
+        for key in list(self.selected):
+            self.selected.discard(key)
+            if key in self.rows:
+                self.update_cell(key, "selected", "")
+
     def sort_by(self, column: str) -> None:
         if self.sort_key == column:
             self.sort_reverse = not self.sort_reverse

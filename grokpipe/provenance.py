@@ -1,0 +1,70 @@
+"""What made a result: grokpipe's version and numerics version, the git commit, the libraries, the
+device and the process settings. Stored as plain attributes in every shard file and in
+``results/metrics.h5`` (docs/hdf5-layout.md), and shown in claims, figure captions and the TUI.
+"""
+
+from __future__ import annotations
+
+import functools
+import platform
+import subprocess
+from pathlib import Path
+
+import numpy as np
+
+from . import __version__
+from .spec import NUMERICS_VERSION
+
+# the attributes that say which trainer made the numbers: runs that differ in any of them are "mixed"
+TRAINER_KEYS = ("grokpipe_version", "numerics_version", "git_commit")
+KEYS = (*TRAINER_KEYS, "git_dirty", "torch_version", "numpy_version", "device_name", "threads", "denormals_flushed")
+
+
+@functools.cache
+def git_state() -> tuple[str, bool]:
+    """(commit, dirty) of the checkout grokpipe runs from, or ("", False) outside a git checkout."""
+    root = Path(__file__).resolve().parent.parent
+    if not (root / ".git").exists():
+        return "", False
+    try:
+        commit = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
+                                timeout=10).stdout.strip()
+        status = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                                capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return "", False
+    return commit, bool(status.strip())
+
+
+@functools.cache
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def software() -> dict:
+    """grokpipe's version, numerics version and git state: what any process that writes results records."""
+    commit, dirty = git_state()
+    return {"grokpipe_version": __version__, "numerics_version": NUMERICS_VERSION, "git_commit": commit,
+            "git_dirty": dirty}
+
+
+def collect(device: str, threads: int, denormals_flushed: bool) -> dict:
+    """Provenance of a training process: plain values, one HDF5 attribute each."""
+    import torch
+
+    name = torch.cuda.get_device_name() if device.startswith("cuda") else cpu_model()
+    return {**software(), "torch_version": str(torch.__version__), "numpy_version": np.__version__,
+            "device_name": name, "threads": int(threads), "denormals_flushed": bool(denormals_flushed)}
+
+
+def trainer_label(values: dict) -> str:
+    """One line naming the trainer behind a result: version, numerics version, commit."""
+    commit = str(values.get("git_commit", "") or "")
+    return (f"grokpipe {values.get('grokpipe_version', '?')}, numerics v{values.get('numerics_version', '?')}"
+            + (f", commit {commit[:10]}" if commit else "") + (" (dirty)" if values.get("git_dirty") else ""))
