@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from grokpipe.store import read_shard
 from grokpipe.checkpoint import load_checkpoint
+from grokpipe.store import read_shard
 
 ARGS = ["--task", "add", "--p", "23", "--d-model", "32", "--n-heads", "4", "--d-head", "8", "--d-mlp", "64",
         "--lr", "3e-3", "--threads", "1", "--quiet", "--n-train", "150", "250", "--seed", "0", "1",

@@ -21,7 +21,7 @@ from .errors import GrokpipeError
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 # the tag of each kind of file grokpipe writes; a kind's version rises when its layout changes
 FORMATS = {
-    "shard": "grokpipe-shard-1",
+    "shard": "grokpipe-shard-2",
     "metrics": "grokpipe-metrics-2",
     "checkpoint": "grokpipe-checkpoint-2",
     "claims": "grokpipe-claims-1",

@@ -6,9 +6,10 @@ Layout (plain h5py can read it; docs/hdf5-layout.md has every field)::
     /                 attrs: format, identity, spec (JSON), task, p, experiment, runs_json, metrics,
                       and the provenance of the process that trained it (grokpipe.provenance.KEYS)
     /progress         float64 (4,): step, steps_total, wall_seconds, done (0/1)
-    /eval_step        int64 (E,): the steps at which the curves were evaluated
-    /eval_wall        float64 (E,): training wall seconds at each evaluation
-    /runs/<run_id>/   attrs: the run's hyperparameters; datasets (E,) float64, one per metric
+    /history          float64 (E, 2 + K M): one row per evaluation; columns (attribute "columns",
+                      JSON) eval_step, eval_wall (training wall seconds), then <metric>/<run_id>
+                      for each of the K metrics and M runs: one dataset to append and to read
+    /runs/<run_id>    attrs: the run's hyperparameters (as runs_json lists them)
 
     metrics file results/metrics.h5
     /                 attrs: format, and the provenance of the aggregating process
@@ -88,6 +89,17 @@ def _writing(path: Path):
         raise StoreError(f"cannot write {path}: {_reason(e)}") from None
 
 
+def history_table(history: dict, metrics: list[str], runs: int) -> np.ndarray:
+    """The /history table of a shard file from curves kept as ``{"eval_step": (E,), "eval_wall": (E,),
+    metric: (E, runs)}``."""
+    steps = np.asarray(history.get("eval_step", []), dtype=np.float64)
+    wall = np.asarray(history.get("eval_wall", np.full(len(steps), np.nan)), dtype=np.float64)
+    columns = [steps[:, None], wall[:, None]]
+    columns += [np.asarray(history[m], dtype=np.float64).reshape(len(steps), runs) if m in history
+                else np.full((len(steps), runs), np.nan) for m in metrics]
+    return np.concatenate(columns, axis=1)
+
+
 class ShardWriter:
     """Writes one shard file: built complete in memory, written under a temporary name and renamed,
     then appended in SWMR mode.
@@ -99,8 +111,8 @@ class ShardWriter:
                  history: dict | None = None, steps_total: int = 0):
         self.path = Path(path)
         self.metrics = list(metrics)
-        self.run_ids = [rid for rid, _ in runs]
         history = history or {}
+        rows = history_table(history, self.metrics, len(runs))
         image = io.BytesIO()
         with h5py.File(image, "w", libver="latest") as f:
             f.attrs["format"] = SHARD_FORMAT
@@ -109,19 +121,16 @@ class ShardWriter:
             # the same hyperparameters as the per-run attributes, in one read (thousands of runs open fast)
             f.attrs["runs_json"] = json.dumps(runs, default=_plain)
             f.attrs["metrics"] = json.dumps(self.metrics)
-            steps = np.asarray(history.get("eval_step", []), dtype=np.int64)
-            f.create_dataset("eval_step", data=steps, maxshape=(None,), chunks=(256,))
-            wall = np.asarray(history.get("eval_wall", np.full(len(steps), np.nan)), dtype=np.float64)
-            f.create_dataset("eval_wall", data=wall, maxshape=(None,), chunks=(256,))
+            f.attrs["columns"] = json.dumps(["eval_step", "eval_wall"] + [f"{m}/{rid}" for m in self.metrics
+                                                                           for rid, _ in runs])
+            steps = rows[:, 0]
             f.create_dataset("progress", data=np.array([steps[-1] if len(steps) else 0, steps_total, 0.0, 0.0]))
+            f.create_dataset("history", data=rows, maxshape=(None, rows.shape[1]), chunks=(64, rows.shape[1]))
             group = f.create_group("runs")
-            for i, (rid, params) in enumerate(runs):
+            for rid, hparams in runs:
                 g = group.create_group(rid)
-                for k, v in params.items():
+                for k, v in hparams.items():
                     g.attrs[k] = v
-                for m in self.metrics:
-                    data = np.asarray(history[m][:, i] if m in history else [], dtype=np.float64)
-                    g.create_dataset(m, data=data, maxshape=(None,), chunks=(256,))
         try:
             atomic_write(self.path, lambda tmp: tmp.write_bytes(image.getbuffer()), "shard file")
         except GrokpipeError as e:
@@ -129,20 +138,15 @@ class ShardWriter:
         with _writing(self.path):
             self.file = h5py.File(self.path, "r+", libver="latest")
             self.file.swmr_mode = True
-        self._rows = [self.file["eval_step"], self.file["eval_wall"]]
-        self._datasets = [[self.file[f"runs/{rid}/{m}"] for m in self.metrics] for rid in self.run_ids]
+        self._history = self.file["history"]
 
     def append(self, step: int, values: dict[str, np.ndarray], steps_total: int, wall_seconds: float) -> None:
         """Add one evaluation: ``values[metric]`` has one entry per run."""
+        row = np.concatenate([[step, wall_seconds], *(np.asarray(values[m], dtype=np.float64) for m in self.metrics)])
         with _writing(self.path):
-            n = self._rows[0].shape[0] + 1
-            for ds, value in zip(self._rows, (step, wall_seconds)):
-                ds.resize((n,))
-                ds[n - 1] = value
-            for i, row in enumerate(self._datasets):
-                for m, ds in zip(self.metrics, row):
-                    ds.resize((n,))
-                    ds[n - 1] = values[m][i]
+            n = self._history.shape[0] + 1
+            self._history.resize((n, self._history.shape[1]))
+            self._history[n - 1] = row
         self.set_progress(step, steps_total, wall_seconds, done=False)
 
     def set_progress(self, step: int, steps_total: int, wall_seconds: float, done: bool) -> None:
@@ -195,11 +199,17 @@ def _being_written(error: OSError) -> bool:
     return "already open for write" in text or "unable to lock file" in text
 
 
-def _open(path: Path, retries: int = 3, delay: float = 0.1) -> h5py.File:
+def _open(path: Path, retries: int = 3, delay: float = 0.1, live: bool = False) -> h5py.File:
     """Open a results file for reading: plainly when it is complete, in bounded SWMR mode while a
-    writer holds it, retrying briefly while a writer is still setting it up."""
+    writer holds it, retrying briefly while a writer is still setting it up. ``live``: the file was
+    being written when last read, so bounded SWMR is tried first (saving a failed plain open)."""
     path = Path(path)
     last: Exception | None = None
+    if live:
+        try:
+            return _open_swmr(path)
+        except (OSError, RuntimeError, ValueError):
+            pass  # finished, replaced or damaged since: the usual way below says which
     for attempt in range(retries):
         try:
             return h5py.File(path, "r", libver="latest")
@@ -263,10 +273,13 @@ def _group(parent, name: str, path: Path) -> h5py.Group:
     return obj
 
 
-def _vector(parent, name: str, path: Path, start: int = 0, kind: str = "fiu") -> np.ndarray:
+def _vector(parent, name: str, path: Path, start: int = 0, kind: str = "fiu", columns: int | None = None) -> np.ndarray:
+    """Rows ``start:`` of a numeric dataset: a vector, or with ``columns`` a table of that many columns."""
     obj = parent.get(name)
-    if not isinstance(obj, h5py.Dataset) or obj.ndim != 1 or obj.dtype.kind not in kind or obj.shape[0] > MAX_ROWS:
-        raise StoreError(f"cannot read {path}: {name!r} is missing or not a numeric vector")
+    ok = isinstance(obj, h5py.Dataset) and obj.dtype.kind in kind and obj.ndim == (1 if columns is None else 2)
+    if not ok or obj.shape[0] > MAX_ROWS or (columns is not None and obj.shape[1] != columns):
+        what = "vector" if columns is None else f"table of {columns} columns"
+        raise StoreError(f"cannot read {path}: {name!r} is missing or not a numeric {what}")
     return obj[start:]
 
 
@@ -301,10 +314,17 @@ class ShardRead:
     attrs: dict
     runs: list[Run]
     rows: int  # evaluations read
+    listed: list = field(default_factory=list)  # (run_id, hyperparameters) as the file lists them
+    metrics: list = field(default_factory=list)
+    provenance: dict = field(default_factory=dict)
 
     @property
     def identity(self) -> str:
         return str(self.attrs.get("identity", ""))
+
+    @property
+    def live(self) -> bool:
+        return bool(self.runs) and not self.runs[0].progress.get("done", True)
 
 
 def read_shard(path: Path, with_curves: bool = True, previous: ShardRead | None = None) -> ShardRead:
@@ -313,40 +333,46 @@ def read_shard(path: Path, with_curves: bool = True, previous: ShardRead | None 
     With ``previous`` (an earlier read of the same file), only evaluations appended since are read
     and joined to it: a live file costs a few rows a refresh, not its whole history."""
     path = Path(path)
-    with _reading(path), _open(path) as f:
-        attrs = {k: _decode(v) for k, v in f.attrs.items()}
-        if attrs.get("format") != SHARD_FORMAT:
-            raise StoreError(f"{path} is not a grokpipe shard file")
-        listed = _run_list(_json_attr(attrs, "runs_json", list, path), path)
-        metrics = _json_attr(attrs, "metrics", list, path)
-        if not all(isinstance(m, str) for m in metrics):
-            raise StoreError(f"cannot read {path}: attribute 'metrics' is not a list of names")
-        provenance = _split_provenance(attrs)
+    with _reading(path), _open(path, live=previous is not None and previous.live) as f:
+        reuse = (previous is not None and with_curves and _decode(f.attrs.get("identity")) == previous.identity
+                 and previous.identity)
+        if reuse:  # the attributes never change while a shard trains: only its rows grow
+            attrs, listed, metrics, provenance = previous.attrs, previous.listed, previous.metrics, previous.provenance
+        else:
+            attrs, listed, metrics, provenance = _shard_attributes(f, path)
         progress_raw = _vector(f, "progress", path)
         if len(progress_raw) != 4:
             raise StoreError(f"cannot read {path}: 'progress' does not have 4 entries")
         progress = dict(zip(("step", "steps_total", "wall_seconds"), map(float, progress_raw[:3])))
         progress["done"] = bool(progress_raw[3])
-        reuse = (previous is not None and with_curves and previous.identity == attrs.get("identity")
-                 and len(previous.runs) == len(listed))
         start = previous.rows if reuse else 0
-        eval_step = _vector(f, "eval_step", path, start, "iu")
-        eval_wall = _vector(f, "eval_wall", path, start) if "eval_wall" in f else np.full(len(eval_step), np.nan)
-        group = _group(f, "runs", path)
+        M = len(listed)
+        table = _vector(f, "history", path, start, columns=2 + len(metrics) * M) if with_curves else np.empty((0, 2))
+        n = len(table)
+        eval_step, eval_wall = table[:, 0].astype(np.int64), table[:, 1]
+        tables = {m: table[:, 2 + k * M : 2 + (k + 1) * M] for k, m in enumerate(metrics)} if with_curves else {}
         runs = []
         for i, (rid, hparams) in enumerate(listed):
-            g = _group(group, rid, path)
-            curves = {m: _vector(g, m, path, start) for m in metrics} if with_curves else {}
-            n = min([len(eval_step), len(eval_wall)] + [len(c) for c in curves.values()])  # a half-appended row
-            steps, wall, curves = eval_step[:n], eval_wall[:n], {m: c[:n] for m, c in curves.items()}
+            steps, wall, curves = eval_step, eval_wall, {m: t[:, i].copy() for m, t in tables.items()}
             if reuse:
                 old = previous.runs[i]
                 steps, wall = np.concatenate([old.eval_step, steps]), np.concatenate([old.eval_wall, wall])
                 curves = {m: np.concatenate([old.curves[m], c]) for m, c in curves.items()}
             hparams = {**hparams, "experiment": attrs.get("experiment", ""), "shard": path.stem}
             runs.append(Run(rid, hparams, steps, curves, progress, wall, provenance))
-        rows = len(runs[0].eval_step) if runs else 0
-        return ShardRead(attrs, runs, rows)
+        return ShardRead(attrs, runs, start + n, listed, metrics, provenance)
+
+
+def _shard_attributes(f: h5py.File, path: Path) -> tuple[dict, list, list, dict]:
+    """A shard file's root attributes: the rest, the runs listed, the metric names, the provenance."""
+    attrs = {k: _decode(v) for k, v in f.attrs.items()}
+    if attrs.get("format") != SHARD_FORMAT:
+        raise StoreError(f"{path} is not a grokpipe shard file")
+    listed = _run_list(_json_attr(attrs, "runs_json", list, path), path)
+    metrics = _json_attr(attrs, "metrics", list, path)
+    if not all(isinstance(m, str) for m in metrics):
+        raise StoreError(f"cannot read {path}: attribute 'metrics' is not a list of names")
+    return attrs, listed, metrics, _split_provenance(attrs)
 
 
 def shard_files(results_dir: Path) -> list[Path]:

@@ -34,11 +34,13 @@ def test_a_live_file_reads_as_running_and_plain_h5py_can_follow_it(tmp_path):
     path = tmp_path / "runs" / "grok" / "add-cccccccccc.h5"
     writer = write_shard(path, "grok", [(1000, 1.0, 0)], evals=2, done=False)
     with h5py.File(path, "r", swmr=True, libver="latest") as f:
-        steps = f["eval_step"]
-        assert steps.shape == (2,)
+        history = f["history"]
+        columns = json.loads(f.attrs["columns"])
+        assert history.shape == (2, len(columns)) and columns[:2] == ["eval_step", "eval_wall"]
         writer.append(500, {m: np.array([0.5]) for m in writer.metrics}, 1000, 3.0)
-        steps.refresh()
-        assert steps.shape == (3,) and steps[-1] == 500
+        history.refresh()
+        assert history.shape[0] == 3 and history[-1, 0] == 500
+        assert history[-1, columns.index("test_acc/r1000-1-0")] == 0.5
     (status,) = ResultsScanner(tmp_path).scan()
     assert status.state == "running" and status.step == 500 and status.steps_total == 1000
     writer.close()
@@ -59,17 +61,26 @@ def test_an_incremental_read_of_a_growing_file_equals_a_full_read(tmp_path):
         assert all(np.array_equal(a.curves[m], b.curves[m]) for m in a.curves)
 
 
-def test_the_scanner_reopens_only_files_that_changed(tmp_path):
+def test_the_scanner_reopens_only_files_that_changed_and_live_ones_nobody_plots_less_often(tmp_path):
+    from grokpipe.monitor import BACKGROUND_SECONDS
+
     write_shard(tmp_path / "runs" / "grok" / "add-aaaaaaaaaa.h5", "grok", [(1000, 1.0, 0)])
-    writer = write_shard(tmp_path / "runs" / "grok" / "add-bbbbbbbbbb.h5", "grok", [(1000, 1.0, 0)], done=False)
+    live = tmp_path / "runs" / "grok" / "add-bbbbbbbbbb.h5"
+    writer = write_shard(live, "grok", [(1000, 1.0, 0)], done=False)
     scanner = ResultsScanner(tmp_path)
-    scanner.scan()
+    scanner.scan(now=0.0)
     assert scanner.reads == 2
-    scanner.scan()
+    scanner.scan(now=1.0)
     assert scanner.reads == 2  # nothing changed: nothing opened
     writer.append(9999, {m: np.array([0.5]) for m in writer.metrics}, 20000, 3.0)
-    statuses = {s.name: s for s in scanner.scan()}
+    scanner.scan(now=2.0)
+    assert scanner.reads == 2  # changed, but nobody plots it: read again only after BACKGROUND_SECONDS
+    statuses = {s.name: s for s in scanner.scan(now=BACKGROUND_SECONDS + 0.5)}
     assert scanner.reads == 3 and statuses["add-bbbbbbbbbb"].step == 9999
+    scanner.follow = {live}
+    writer.append(10050, {m: np.array([0.5]) for m in writer.metrics}, 20000, 3.0)
+    statuses = {s.name: s for s in scanner.scan(now=BACKGROUND_SECONDS + 1.0)}
+    assert scanner.reads == 4 and statuses["add-bbbbbbbbbb"].step == 10050  # plotted: read at once
     writer.close()
 
 
@@ -90,18 +101,23 @@ def _crafted(path, edit):
         edit(f)
 
 
+def _replace(f, name, data):
+    del f[name]
+    f[name] = data
+
+
 CRAFTED = {
-    "runs is a dataset": lambda f: (f.__delitem__("runs"), f.create_dataset("runs", data=[1, 2])),
-    "eval_step is a group": lambda f: (f.__delitem__("eval_step"), f.create_group("eval_step")),
+    "history is a group": lambda f: (f.__delitem__("history"), f.create_group("history")),
+    "history is text": lambda f: _replace(f, "history", np.array([[b"x"] * 8] * 20)),
+    "history has a column too many": lambda f: _replace(f, "history", np.zeros((20, 9))),
+    "history is 1-D": lambda f: _replace(f, "history", np.zeros(20)),
+    "history is missing": lambda f: f.__delitem__("history"),
     "runs_json holds a number": lambda f: f.attrs.__setitem__("runs_json", "42"),
     "metrics holds a number": lambda f: f.attrs.__setitem__("metrics", "7"),
+    "metrics names one metric more": lambda f: f.attrs.__setitem__("metrics", json.dumps(["a"] * 7)),
     "runs_json is not JSON": lambda f: f.attrs.__setitem__("runs_json", "{oops"),
-    "a curve is text": lambda f: (f["runs/r100-1-0"].__delitem__("test_acc"),
-                                  f["runs/r100-1-0"].create_dataset("test_acc", data=np.array([b"x"] * 20))),
-    "a curve is 2-D": lambda f: (f["runs/r100-1-0"].__delitem__("test_acc"),
-                                 f["runs/r100-1-0"].create_dataset("test_acc", data=np.zeros((20, 2)))),
-    "progress is short": lambda f: (f.__delitem__("progress"), f.create_dataset("progress", data=[1.0])),
-    "a run listed but missing": lambda f: f["runs"].__delitem__("r100-1-0"),
+    "progress is short": lambda f: _replace(f, "progress", [1.0]),
+    "progress is a group": lambda f: (f.__delitem__("progress"), f.create_group("progress")),
     "runs_json lists non-pairs": lambda f: f.attrs.__setitem__("runs_json", json.dumps([1, 2, 3])),
 }
 

@@ -55,17 +55,19 @@ async def test_navigation_filter_sort_selection_overlay_and_log_axis(results):
         await pilot.press("slash", *"exp=ungrok wd=1 D<800", "enter")
         await pilot.pause(0.1)
         assert table.row_count == 4
-        assert all(table.values[k.value]["weight_decay"] == 1.0 for k in table.rows)
+        assert all(table.values[k]["weight_decay"] == 1.0 for k in table.keys)
         # click the "D" header: sort by D; click again: reversed
-        columns = list(table.columns.values())
-        d_column = next(i for i, c in enumerate(columns) if c.key.value == "n_train")
-        x = sum(c.get_render_width(table) for c in columns[:d_column]) + 1
+        x = table.column_offset("n_train") + 1
         await pilot.click("#runs", offset=(x, 0))
         await pilot.pause(0.1)
-        assert [table.values[k.value]["n_train"] for k in table.rows] == [200, 200, 400, 400]
+        assert [table.values[k]["n_train"] for k in table.keys] == [200, 200, 400, 400]
         await pilot.click("#runs", offset=(x, 0))
         await pilot.pause(0.1)
-        assert [table.values[k.value]["n_train"] for k in table.rows] == [400, 400, 200, 200]
+        assert [table.values[k]["n_train"] for k in table.keys] == [400, 400, 200, 200]
+        # clicking a row moves the cursor there
+        await pilot.click("#runs", offset=(3, 3))
+        await pilot.pause(0.1)
+        assert table.current_key == table.keys[2]
 
 
 async def test_a_bad_filter_is_reported_not_raised(results):
@@ -95,7 +97,7 @@ async def test_an_empty_results_directory_says_how_to_make_results(tmp_path):
 
 
 async def test_damaged_files_are_rows_marked_unreadable_and_every_healthy_run_is_listed(results):
-    """A truncated shard, a byte-flipped one and a crafted one (runs is a dataset): each is one
+    """A truncated shard, a byte-flipped one and a crafted one (history is a vector): each is one
     'unreadable' row with its reason; the 14 healthy runs are all there; nothing hangs or crashes."""
     import h5py
 
@@ -107,13 +109,13 @@ async def test_damaged_files_are_rows_marked_unreadable_and_every_healthy_run_is
     crafted = results / "runs" / "grok" / "add-eeeeeeeeee.h5"
     write_shard(crafted, "grok", [(1400, 1.0, 2)])
     with h5py.File(crafted, "r+") as f:
-        del f["runs"]
-        f["runs"] = [1, 2, 3]
+        del f["history"]
+        f["history"] = [1, 2, 3]
     app = GrokpipeApp(results)
     async with app.run_test(size=(150, 40)) as pilot:
         await _settle(pilot, 1.0)
         table = app.screen.query_one(RunTable)
-        states = [table.values[k.value]["state"] for k in table.rows]
+        states = [table.values[k]["state"] for k in table.keys]
         assert states.count("unreadable") == 3 and states.count("done") == 14
         await pilot.press("slash", *"state=unreadable", "enter")
         await pilot.pause(0.2)

@@ -18,7 +18,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Input, Static
+from textual.widgets import Footer, Input, Static
 
 from ...monitor import ResultsScanner, ShardStatus
 from ...provenance import trainer_label
@@ -82,6 +82,8 @@ class BrowseScreen(Screen):
         self.runs: dict = {}
         self.conditions = []
         self.planned: dict[str, int] | None = None
+        self.shown_details = ""
+        self.rows_of: dict = {}  # shard path -> ((version, state), [(key, row values, run)])
 
     def compose(self) -> ComposeResult:
         yield PipelineStatus("reading results…", id="pipeline")
@@ -136,12 +138,15 @@ class BrowseScreen(Screen):
         self.shards = message.shards
         values, runs = {}, {}
         for shard in self.shards:
-            if shard.state == "unreadable":  # one row for the file, saying so
-                values[run_key(shard, None)] = row_values(shard, None)
-                continue
-            for run in shard.runs:
-                key = run_key(shard, run)
-                values[key], runs[key] = row_values(shard, run), run
+            cached = self.rows_of.get(shard.path)
+            if cached is None or cached[0] != (shard.version, shard.state):  # rows of shards read again only
+                rows = [(run_key(shard, None), row_values(shard, None), None)] if shard.state == "unreadable" else \
+                    [(run_key(shard, run), row_values(shard, run), run) for run in shard.runs]
+                cached = self.rows_of[shard.path] = ((shard.version, shard.state), rows)
+            for key, row, run in cached[1]:
+                values[key] = row
+                if run is not None:
+                    runs[key] = run
         order = sorted(values, key=lambda k: tuple(values[k][c] for c in ("experiment", "task", "n_train",
                                                                             "weight_decay", "seed", "shard")))
         self.values, self.runs = {k: values[k] for k in order}, runs
@@ -169,14 +174,19 @@ class BrowseScreen(Screen):
 
     def update_plot(self) -> None:
         table = self.query_one(RunTable)
-        keys = [k.value for k in table.rows if k.value in table.selected]  # selected runs, in table order
+        keys = [k for k in table.keys if k in table.selected]  # selected runs, in table order
         current = table.current_key
         if current and current not in keys:
             keys.insert(0, current)
         chosen = [(f"D={self.values[k]['n_train']} wd={self.values[k]['weight_decay']:g} s{self.values[k]['seed']}",
                    self.runs[k]) for k in keys if k in self.runs]
+        shown = {self.values[k]["shard"] for k in keys}
+        self.scanner.follow = {s.path for s in self.shards if s.name in shown}  # plotted: refreshed every scan
         self.query_one(RunPlot).show(chosen)
-        self.query_one("#details", Static).update(self.details(current))
+        details = self.details(current)
+        if details != self.shown_details:  # only on change; its height is fixed, so no layout pass
+            self.shown_details = details
+            self.query_one("#details", Static).update(details, layout=False)
 
     def details(self, key: str | None) -> str:
         if not key or key not in self.values:
@@ -258,9 +268,11 @@ class BrowseScreen(Screen):
         self.set_filter(event.value, report_errors=True)
         self.action_focus_table()
 
-    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+    @on(RunTable.Highlighted)
+    def follow_cursor(self) -> None:
         self.update_plot()
 
-    def on_data_table_header_selected(self, event: DataTable.HeaderSelected) -> None:
-        self.query_one(RunTable).sort_by(event.column_key.value)
+    @on(RunTable.HeaderClicked)
+    def sort(self, message: RunTable.HeaderClicked) -> None:
+        self.query_one(RunTable).sort_by(message.column)
         self.refresh_table()

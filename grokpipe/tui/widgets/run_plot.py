@@ -1,19 +1,22 @@
-"""Curves of the current run and any selected runs, in the terminal (textual-plotext).
+"""Curves of the current run and any selected runs, in braille (grokpipe.tui.widgets.braille).
 
-The widget owns how it plots (view, log x, smoothing, x axis by epochs or wall time) and redraws
-only when what it would draw changed. :meth:`RunPlot.series` is the data it draws, which saving
-the plot as an image (matplotlib) reuses.
+The widget owns how it plots (view, log x, smoothing, x axis by epochs or wall time) and draws
+only when what it would draw changed; repaints come from the lines drawn last. :meth:`RunPlot.series`
+is the data it draws, which saving the plot as an image (matplotlib) reuses.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from textual_plotext import PlotextPlot
+from textual.strip import Strip
+from textual.widget import Widget
 
 from ...store import Run
 from ..views import VIEW_BY_NAME, VIEWS
+from .braille import render_plot
 
 SMOOTHING = 0.8  # exponential moving average weight of the past, over evaluations
+MAX_POINTS = 400  # a terminal plot is at most a few hundred dots wide: more points only cost time
 
 
 def smooth(values: np.ndarray, weight: float = SMOOTHING) -> np.ndarray:
@@ -26,7 +29,7 @@ def smooth(values: np.ndarray, weight: float = SMOOTHING) -> np.ndarray:
     return out
 
 
-class RunPlot(PlotextPlot):
+class RunPlot(Widget):
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         self.view = VIEWS[1].name
@@ -34,7 +37,8 @@ class RunPlot(PlotextPlot):
         self.smoothed = False
         self.wall_time = False  # x axis: training wall seconds instead of epochs
         self.runs: list[tuple[str, Run]] = []
-        self._drawn = None  # signature of what is on screen
+        self.lines: list[Strip] = []
+        self._drawn = None  # what the lines show
 
     def show(self, runs: list[tuple[str, Run]]) -> None:
         self.runs = runs
@@ -42,6 +46,10 @@ class RunPlot(PlotextPlot):
 
     def x_label(self) -> str:
         return "wall time (s)" if self.wall_time else "epochs"
+
+    def title(self) -> str:
+        flags = [f for f, on in (("log x", self.log_x), ("smoothed", self.smoothed)) if on]
+        return f"{self.view}{' (' + ', '.join(flags) + ')' if flags else ''}"
 
     def series(self) -> list[tuple[str, np.ndarray, np.ndarray]]:
         """(label, x, y) of every curve the current settings draw."""
@@ -69,16 +77,14 @@ class RunPlot(PlotextPlot):
         if signature == self._drawn:
             return
         self._drawn = signature
-        plt = self.plt
-        plt.clear_data()
-        plt.clear_figure()
-        flags = [f for f, on in (("log x", self.log_x), ("smoothed", self.smoothed)) if on]
-        plt.title(f"{self.view}{' (' + ', '.join(flags) + ')' if flags else ''}")
-        plt.xlabel(self.x_label())
-        series = self.series()
-        for label, x, y in series:
-            plt.plot(x.tolist(), y.tolist(), label=label)
-        if series:  # plotext cannot put an empty plot on log axes
-            plt.xscale("log" if self.log_x else "linear")
-            plt.yscale("log" if VIEW_BY_NAME[self.view].log_y else "linear")
+        series = [(label, x[:: max(1, len(x) // MAX_POINTS)], y[:: max(1, len(x) // MAX_POINTS)])
+                  for label, x, y in self.series()]
+        self.lines = render_plot(series, self.size.width, self.size.height, self.title(), self.x_label(),
+                                 self.log_x, VIEW_BY_NAME[self.view].log_y)
         self.refresh()
+
+    def on_resize(self) -> None:
+        self.redraw()
+
+    def render_line(self, y: int) -> Strip:
+        return self.lines[y] if y < len(self.lines) else Strip.blank(self.size.width)
