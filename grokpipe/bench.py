@@ -117,16 +117,16 @@ def _spec(shape: str, D: int, ensemble: int) -> ShardSpec:
     return ShardSpec(task="add", p=p, model=ModelConfig(n=p, **widths), runs=(run,) * ensemble, steps=1)
 
 
-def fitted_member(shape: str, D: int, device: torch.device) -> tuple[dict, dict, int, float]:
-    """One model trained (full batch, AdamW lr 3e-3, wd 1) until its training loss is <= 1e-6:
-    parameters, optimiser state, steps taken and the loss reached."""
+def fitted_member(shape: str, D: int, device: torch.device, max_steps: int = FIT_MAX_STEPS) -> tuple[dict, dict, int, float]:
+    """One model trained (full batch, AdamW lr 3e-3, wd 1) until its training loss is <= 1e-6 (or
+    ``max_steps``): parameters, optimiser state, steps taken and the loss reached."""
     spec = _spec(shape, D, 1)
     data = ShardData(spec, device)
     params = {k: v.to(device).requires_grad_() for k, v in stack_params([init_params(spec.model, 0)]).items()}
     opt = EnsembleAdamW(params, [FIT_LR], [FIT_WEIGHT_DECAY], spec.betas)
     (only,) = data.passes
     current = float("inf")
-    for step in range(1, FIT_MAX_STEPS + 1):
+    for step in range(1, max_steps + 1):
         train_step(params, opt, spec, data)
         if step % 50 == 0:
             with torch.no_grad():
@@ -148,9 +148,9 @@ def _state(case: Case, device: torch.device, fitted: dict) -> tuple[dict, dict |
                                                    for m in ("exp_avg", "exp_avg_sq")}})
 
 
-def _fast_step(case: Case, device: torch.device, fitted: dict):
+def _fast_step(case: Case, device: torch.device, fitted: dict, backend: str | None = None):
     spec = _spec(case.shape, case.D, case.ensemble)
-    data = ShardData(spec, device)
+    data = ShardData(spec, device, backend=backend)
     stacked, optim = _state(case, device, fitted)
     params = {k: v.to(device).clone().requires_grad_() for k, v in stacked.items()}
     opt = EnsembleAdamW(params, [r.lr for r in spec.runs], [r.weight_decay for r in spec.runs], spec.betas)
@@ -183,21 +183,27 @@ def _reference_step(case: Case, spec: ShardSpec, data: ShardData, device: torch.
 
 
 def fit_throughput(cases: list[dict]) -> dict | None:
-    """Least squares of seconds per step = E / model_steps_per_s + E D / example_steps_per_s over the
-    cases given; None when they cannot separate the two terms."""
+    """Non-negative least squares of seconds per step = E / model_steps_per_s + E D / example_steps_per_s
+    over the cases given (a term the data cannot see gets a rate of 1e12); None without two D."""
     if len({c["D"] for c in cases}) < 2:
         return None
     A = np.array([[c["ensemble"], c["ensemble"] * c["D"]] for c in cases], dtype=float)
     y = np.array([1 / c["steps_per_s"] for c in cases])
     coef, *_ = np.linalg.lstsq(A, y, rcond=None)
-    if not np.all(coef > 0):
-        return None
+    if np.any(coef <= 0):  # one term alone, the other free
+        alone = [float(np.linalg.lstsq(A[:, [k]], y, rcond=None)[0][0]) for k in (0, 1)]
+        errors = [np.sum((A[:, k] * alone[k] - y) ** 2) for k in (0, 1)]
+        best = int(np.argmin(errors))
+        coef = np.array([alone[0] if best == 0 else 1e-12, alone[1] if best == 1 else 1e-12])
     return {"model_steps_per_s": float(1 / coef[0]), "example_steps_per_s": float(1 / coef[1]),
             "cases": len(cases)}
 
 
 def run_bench(cases=DEFAULT_CASES, device: str = "cpu", threads: int = 2, min_seconds: float = 1.0,
-              repeats: int = 5, reference: bool = True, flush_denormals: bool = True) -> dict:
+              repeats: int = 5, reference_up_to: int = 4096, flush_denormals: bool = True,
+              backend: str | None = None, fit_max_steps: int = FIT_MAX_STEPS) -> dict:
+    """Time every case; the reference only for ensembles of at most ``reference_up_to`` models
+    (it trains them one after another, which takes long for large ensembles on a GPU)."""
     flushed = configure_cpu(threads)  # the reference, in the same process, gets the same settings
     if not flush_denormals:  # to measure what flushing is worth (docs/speed.md)
         torch.set_flush_denormal(False)
@@ -206,10 +212,11 @@ def run_bench(cases=DEFAULT_CASES, device: str = "cpu", threads: int = 2, min_se
     peak = matmul_gflops(dev)
     fitted = {}
     for shape, D in sorted({(c.shape, c.D) for c in cases if c.regime == "fitted"}):
-        fitted[(shape, D)] = fitted_member(shape, D, dev)
+        fitted[(shape, D)] = fitted_member(shape, D, dev, fit_max_steps)
     results = []
     for case in cases:
-        fast, spec, data = _fast_step(case, dev, fitted)
+        fast, spec, data = _fast_step(case, dev, fitted, backend)
+        reference = case.ensemble <= reference_up_to
         steps = [fast] + ([_reference_step(case, spec, data, dev, fitted)] if reference else [])
         rates = _steps_per_second(steps, dev, min_seconds, repeats)
         flops = flops_per_example(spec.model)
@@ -230,7 +237,10 @@ def run_bench(cases=DEFAULT_CASES, device: str = "cpu", threads: int = 2, min_se
     from .provenance import cpu_model
 
     name = torch.cuda.get_device_name() if dev.type == "cuda" else cpu_model()
+    from .model import default_backend
+
     return {"device": str(dev), "device_name": name, "threads": threads, "denormals_flushed": bool(flushed),
+            "backend": backend or default_backend(dev),
             "matmul_gflops": peak, "torch": torch.__version__, "cases": results, "throughput": throughput}
 
 

@@ -20,6 +20,7 @@ from .analysis import (
     SEMI_BAND,
     SEMI_RISE,
     efficiency,
+    final,
     first_step,
     group_by,
     semigrok_status,
@@ -30,7 +31,6 @@ from .analysis import (
 from .convergence import CRITERION
 from .dcrit import DCRIT_MAX_FACTOR, predict_dcrit
 from .files import markdown_tag
-from .provenance import TRAINER_KEYS, trainer_label
 from .store import Run
 from .tasks import TASKS
 
@@ -183,34 +183,36 @@ def claim_dcrit(mem_runs: list[Run], gen_runs: list[Run], ungrok_runs: list[Run]
     return Claim("D_crit", statement, measured, threshold, "PASS" if ok else "FAIL", prediction.as_dict())
 
 
+def pretraining_failed(pretrain_runs: list[Run], task: str) -> str:
+    """Why ungrokking from this task's pretrained models is not an ungrokking experiment (their
+    held-out accuracy stayed below FITTED), or "" when they had generalised (or held out nothing)."""
+    held_out = [final(r, "test_acc") for r in pretrain_runs if r.hparams.get("task") == task]
+    held_out = [a for a in held_out if np.isfinite(a)]
+    if held_out and min(held_out) < FITTED:
+        return (f"pretraining did not generalise (held-out accuracy {min(held_out):.3f} < {FITTED}): "
+                "its ungrok runs start from memorisation, not from a grokked model")
+    return ""
+
+
+def _ungrok_claims(runs: list[Run], pretrain: list[Run], suffix: str = "", what: str = "") -> list[Claim]:
+    """P2 and P3 of one ungrok sweep; NOT RUN when its pretrained models had not generalised."""
+    claims = [claim_p2(runs, "P2" + suffix, what), claim_p3(runs, "P3" + suffix, what)]
+    failed = pretraining_failed(pretrain, runs[0].hparams["task"]) if runs else ""
+    return [_not_run(c.id, c.statement, c.threshold, failed) if failed else c for c in claims]
+
+
 def all_claims(runs_by_experiment: dict[str, list[Run]], band: dict | None = None) -> list[Claim]:
     get = runs_by_experiment.get
     claims = [
         claim_grokking(get("grok", [])),
         claim_p1(get("efficiency_mem", []), get("efficiency_gen", [])),
-        claim_p2(get("ungrok", [])),
-        claim_p3(get("ungrok", [])),
+        *_ungrok_claims(get("ungrok", []), get("pretrain", [])),
         claim_p4(get("semigrok", []), band),
         claim_dcrit(get("efficiency_mem", []), get("efficiency_gen", []), get("ungrok", [])),
     ]
     for task, runs in group_by(get("ungrok_tasks", []), "task").items():
-        what = f" on {TASKS[task].formula}"
-        claims += [claim_p2(runs, f"P2 {task}", what), claim_p3(runs, f"P3 {task}", what)]
+        claims += _ungrok_claims(runs, get("pretrain", []), f" {task}", f" on {TASKS[task].formula}")
     return claims
-
-
-def provenance_summary(runs: list[Run]) -> dict:
-    """The trainers that made the runs (one label each, with its run count) and whether they differ."""
-    counts: dict[str, int] = {}
-    devices: set[str] = set()
-    for r in runs:
-        label = trainer_label(r.provenance) if r.provenance else "unknown (no provenance recorded)"
-        counts[label] = counts.get(label, 0) + 1
-        if r.provenance.get("device_name"):
-            devices.add(f"{r.provenance['device_name']} ({r.provenance.get('threads', '?')} threads, denormals "
-                        f"{'flushed' if r.provenance.get('denormals_flushed') else 'kept'})")
-    versions = {tuple(r.provenance.get(k) for k in TRAINER_KEYS[:2]) for r in runs}
-    return {"trainers": counts, "devices": sorted(devices), "mixed": len(counts) > 1, "numerics_mixed": len(versions) > 1}
 
 
 def claims_markdown(claims: list[Claim], provenance: dict | None = None, scale: str = "") -> str:

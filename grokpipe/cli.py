@@ -113,6 +113,8 @@ def _add_train(sub) -> None:
     p.add_argument("--single-pass", action="store_true",
                    help="one forward/backward pass over the whole ensemble, as on a GPU (the CPU default is passes "
                         "of a few thousand examples)")
+    p.add_argument("--backend", choices=["sparse", "gather"],
+                   help="how the backward reaches the token tables (default: sparse on a CPU, gather on a GPU)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=_cmd_train)
 
@@ -155,7 +157,7 @@ def _cmd_train(args) -> int:
         spec = spec_from_flags(args)
     checkpoint = args.checkpoint or args.out.with_suffix(".pt")
     final = train_shard(spec, args.out, checkpoint, args.init_from, args.device, args.threads,
-                        args.experiment, not args.quiet, True if args.single_pass else None)
+                        args.experiment, not args.quiet, True if args.single_pass else None, args.backend)
     if not args.quiet:
         for i, run in enumerate(spec.runs):
             print(f"D={run.n_train} wd={run.weight_decay} seed={run.seed}: train_acc {final['train_acc'][i]:.3f} "
@@ -173,6 +175,7 @@ def _add_bench(sub) -> None:
     p.add_argument("--min-seconds", type=_positive_float, default=1.0, help="length of each timing")
     p.add_argument("--no-reference", action="store_true", help="time grokpipe's step only (e.g. large ensembles on a GPU)")
     p.add_argument("--keep-denormals", action="store_true", help="do not flush denormals (to measure what flushing is worth)")
+    p.add_argument("--backend", choices=["sparse", "gather"], help="the backward's backend (default: the device's)")
     p.add_argument("--json", type=Path, help="also write the results as JSON")
     p.set_defaults(func=_cmd_bench)
 
@@ -184,8 +187,8 @@ def _cmd_bench(args) -> int:
     if args.json:
         check_output(args.json, "bench", "--json")
     cases = [parse_case(*c) for c in args.case] if args.case else DEFAULT_CASES
-    report = run_bench(cases, args.device, args.threads, args.min_seconds, reference=not args.no_reference,
-                       flush_denormals=not args.keep_denormals)
+    report = run_bench(cases, args.device, args.threads, args.min_seconds, reference_up_to=0 if args.no_reference else 4096,
+                       flush_denormals=not args.keep_denormals, backend=args.backend)
     print_report(report)
     if args.json:
         write_json(args.json, "bench", report)
@@ -286,8 +289,9 @@ def _add_claims(sub) -> None:
 
 def _cmd_claims(args) -> int:
     from .analysis import group_by
-    from .claims import all_claims, claims_markdown, provenance_summary
+    from .claims import all_claims, claims_markdown
     from .files import check_distinct, check_output, write_json, write_text
+    from .provenance import provenance_summary
     from .store import read_metrics
 
     check_distinct(**{"--markdown": args.markdown, "--json": args.json})
@@ -356,7 +360,7 @@ def _add_plan(sub) -> None:
     p.add_argument("--throughput", type=Path,
                    help="a measured throughput: the JSON of `grokpipe bench --json` or benchmarks/gpu_check.py "
                         "(default: the scale's `throughput` in the config)")
-    p.add_argument("--cores", type=_threads, default=2, help="parallel jobs, for the makespan estimate")
+    p.add_argument("--jobs", type=_threads, default=2, help="jobs at once (cores, or GPUs), for the makespan estimate")
     p.set_defaults(func=_cmd_plan)
 
 
@@ -375,6 +379,8 @@ def _cmd_plan(args) -> int:
     if args.throughput:
         measured = _read_json(args.throughput, "throughput")
         fit = measured.get("throughput")
+        if isinstance(fit, dict) and isinstance(fit.get(plan.scale), dict):  # grokpipe bench: one fit per model shape
+            fit = fit[plan.scale]
         if not isinstance(fit, dict) or not all(isinstance(fit.get(k), (int, float)) and fit[k] > 0
                                                 for k in ("model_steps_per_s", "example_steps_per_s")):
             raise GrokpipeError(f"--throughput {args.throughput} has no fitted throughput (model_steps_per_s, "
@@ -383,7 +389,7 @@ def _cmd_plan(args) -> int:
                                                    f"{args.throughput}"))
     source = plan.throughput.source
     device = plan.settings["device"]
-    table = Table(title=f"{plan.scale} scale on {device}: throughput from {source}")
+    table = Table(title=f"{plan.scale} scale on {device}")
     for col in ("experiment", "shards", "runs", "run-steps", "PFLOP", "job-hours"):
         table.add_column(col, justify="right")
 
@@ -398,10 +404,12 @@ def _cmd_plan(args) -> int:
     table.add_row(*cells("total", total))
     console = Console()
     console.print(table)
+    console.print(f"throughput from {source}: {plan.throughput.model_steps_per_s:.4g} model-steps/s and "
+                  f"{plan.throughput.example_steps_per_s:.4g} example-steps/s per job", soft_wrap=True)
     path_seconds, chain = plan.critical_path()
     console.print(f"critical path: {path_seconds / 60:.1f} min ({' -> '.join(f'{j.experiment}/{j.name}' for j in chain)}); "
-                  f"total / {args.cores} cores: {total['seconds'] / args.cores / 60:.1f} min; makespan at least "
-                  f"{max(path_seconds, total['seconds'] / args.cores) / 60:.1f} min"
+                  f"total / {args.jobs} jobs at once: {total['seconds'] / args.jobs / 60:.1f} min; makespan at least "
+                  f"{max(path_seconds, total['seconds'] / args.jobs) / 60:.1f} min"
                   + ("; the adaptive semi-grokking stage is priced once its band is known" if plan.adaptive else ""))
     return 0
 

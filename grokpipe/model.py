@@ -65,6 +65,17 @@ def stack_params(members: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tens
     return {k: torch.stack([m[k] for m in members]) for k in PARAM_NAMES}
 
 
+# How the table mix's backward reaches the token rows: "sparse" uses CSR kernels (SDDMM and a
+# transposed CSR product: fastest on the CPU), "gather" gathers the rows each example mixes and
+# scatter-adds into them (plain dense indexing, for devices whose sparse kernels are slow or
+# missing). Both are checked against the reference (tests/test_model.py).
+BACKENDS = ("sparse", "gather")
+
+
+def default_backend(device: torch.device) -> str:
+    return "sparse" if device.type == "cpu" else "gather"
+
+
 class Batch:
     """Examples ``x``, ``y`` of shape (M, N), one row per member, and the table rows each example
     mixes (see :func:`_mix`).
@@ -72,8 +83,9 @@ class Batch:
     The sparse structures of the backward pass depend only on the examples, not on the
     parameters, so the trainer builds one Batch per shard and reuses it every step."""
 
-    def __init__(self, cfg: ModelConfig, x: torch.Tensor, y: torch.Tensor):
+    def __init__(self, cfg: ModelConfig, x: torch.Tensor, y: torch.Tensor, backend: str | None = None):
         self.cfg, self.x, self.y = cfg, x, y
+        self.backend = backend or default_backend(x.device)
         M, N = x.shape
         n, H = cfg.n, cfg.n_heads
         self.n_rows = M * H * n  # token tables: one row per (member, head, token)
@@ -81,30 +93,41 @@ class Batch:
         member = (torch.arange(M, device=x.device) * H * n).view(M, 1, 1)
         # token row of (slot, head) for the x and y slots
         self.index = torch.cat([head + x.unsqueeze(-1), head + y.unsqueeze(-1)], -1) + member  # (M, N, 2H)
-        # The sparse products index the token tables stacked twice, [x slot's rows; y slot's], so
-        # that when x = y an example's two entries stay distinct columns: CSR kernels assume each
-        # row's columns sorted and distinct (tests/test_model.py checks torch's invariants).
-        self.slot_index = self.index + torch.tensor([0, self.n_rows], device=x.device).repeat_interleave(H)
+
+    @functools.cached_property
+    def pairs(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The distinct (example, token row) pairs, sorted by example then row, and for each of the
+        M N K (example, slot, head) entries the pair it belongs to. When x = y an example mixes a
+        row twice (once per slot); CSR kernels assume each row's columns sorted and distinct, so
+        the sparse products work on distinct pairs: the weights' gradient is the same for both
+        slots, and the row's gradient takes the two weights summed (tests/test_model.py checks
+        torch's invariants and the gradients)."""
+        M, N, K = self.index.shape
+        example = torch.arange(M * N, device=self.index.device).repeat_interleave(K)
+        keys = example * self.n_rows + self.index.reshape(-1)
+        unique, inverse = torch.unique(keys, sorted=True, return_inverse=True)
+        return torch.div(unique, self.n_rows, rounding_mode="floor"), unique % self.n_rows, inverse
 
     @functools.cached_property
     def sampling_mask(self) -> torch.Tensor:
         """CSR pattern (M*N, table rows) of the token rows each example mixes: the weights'
         gradient is a product of two dense matrices sampled there (SDDMM)."""
-        M, N, K = self.index.shape
-        crow = torch.arange(0, M * N * K + 1, K, device=self.index.device)
-        values = torch.ones(M * N * K, dtype=torch.float64, device=self.index.device)
-        return _csr(crow, self.slot_index.reshape(-1), values, (M * N, 2 * self.n_rows))
+        examples, rows, _ = self.pairs
+        M, N, _ = self.index.shape
+        crow = torch.zeros(M * N + 1, dtype=torch.long, device=rows.device)
+        crow[1:] = torch.bincount(examples, minlength=M * N).cumsum(0)
+        values = torch.ones(len(rows), dtype=torch.float64, device=rows.device)
+        return _csr(crow, rows, values, (M * N, self.n_rows))
 
     @functools.cached_property
     def token_rows(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """The transposed pattern as CSR (crow, col, order of the weights): a token row's
-        gradient is the weighted sum of the examples that mix it."""
-        M, N, K = self.index.shape
-        rows = self.slot_index.reshape(-1)
-        order = rows.argsort(stable=True)
-        crow = torch.zeros(2 * self.n_rows + 1, dtype=torch.long, device=rows.device)
-        crow[1:] = torch.bincount(rows, minlength=2 * self.n_rows).cumsum(0)
-        return crow, torch.div(order, K, rounding_mode="floor"), order
+        """The transposed pattern as CSR (crow, col, order of the pairs): a token row's gradient is
+        the weighted sum of the examples that mix it."""
+        examples, rows, _ = self.pairs
+        order = rows.argsort(stable=True)  # pairs are sorted by example: within a row, examples stay sorted
+        crow = torch.zeros(self.n_rows + 1, dtype=torch.long, device=rows.device)
+        crow[1:] = torch.bincount(rows, minlength=self.n_rows).cumsum(0)
+        return crow, examples[order], order
 
 
 def _csr(crow, col, values, size) -> torch.Tensor:
@@ -119,9 +142,11 @@ class _TableMix(torch.autograd.Function):
     example; every slot adds its fixed row ``fixed`` (M, slot * H, width).
 
     Forward: ``embedding_bag`` over the token rows plus one matmul over the fixed rows. The
-    backward is written out (autograd's for per-sample weights is slow on the CPU): the
-    weights' gradient is a sampled dense product (SDDMM) and the token rows' a sparse-dense
-    product with the transposed pattern."""
+    backward is written out (autograd's for per-sample weights is slow on the CPU): with the
+    "sparse" backend the weights' gradient is a sampled dense product (SDDMM) and the token rows'
+    a sparse-dense product with the transposed pattern; with "gather", the rows each example
+    mixes are gathered (a batched dot product gives the weights' gradient) and the token rows'
+    gradient is a scatter-add (``index_add_``)."""
 
     @staticmethod
     def forward(ctx, weights, tokens, fixed, batch: Batch):
@@ -143,17 +168,27 @@ class _TableMix(torch.autograd.Function):
         grad = grad.contiguous()
         flat, flat_tokens = grad.view(M * N, -1), tokens.reshape(-1, tokens.shape[-1])
         d_weights = d_tokens = d_fixed = None
+        gathered = flat_tokens[batch.index.view(M * N, K)] if batch.backend == "gather" else None  # (M N, K, width)
         if ctx.needs_input_grad[0]:
             d_weights = torch.bmm(grad, fixed.transpose(1, 2)).view(weights.shape)
-            mask = batch.sampling_mask.to(grad.dtype)
-            both = torch.cat([flat_tokens, flat_tokens])  # the x slot's rows, then the y slot's
-            token = torch.sparse.sampled_addmm(mask, flat, both.T, beta=0).values()
-            d_weights[:, :, :2] += token.view(M, N, 2, -1)
+            if gathered is not None:
+                token = torch.bmm(gathered, flat.unsqueeze(-1)).view(M, N, 2, -1)
+            else:
+                per_pair = torch.sparse.sampled_addmm(batch.sampling_mask.to(grad.dtype), flat, flat_tokens.T, beta=0)
+                token = per_pair.values()[batch.pairs[2]].view(M, N, 2, -1)
+            d_weights[:, :, :2] += token
         if ctx.needs_input_grad[1]:
-            crow, col, order = batch.token_rows
-            token_weights = weights[:, :, :2].reshape(-1)[order]
-            by_slot = _csr(crow, col, token_weights, (2 * batch.n_rows, M * N)) @ flat
-            d_tokens = (by_slot[: batch.n_rows] + by_slot[batch.n_rows:]).view(tokens.shape)
+            token_weights = weights[:, :, :2].reshape(-1)
+            if gathered is not None:
+                contributions = token_weights.view(M * N, K, 1) * flat.unsqueeze(1)
+                d_tokens = torch.zeros_like(flat_tokens).index_add_(0, batch.index.reshape(-1),
+                                                                    contributions.reshape(M * N * K, -1))
+            else:
+                crow, col, order = batch.token_rows
+                per_pair = torch.zeros(len(col), dtype=token_weights.dtype, device=token_weights.device)
+                per_pair.index_add_(0, batch.pairs[2], token_weights)  # x = y: both slots' weights on one row
+                d_tokens = _csr(crow, col, per_pair[order], (batch.n_rows, M * N)) @ flat
+            d_tokens = d_tokens.view(tokens.shape)
         if ctx.needs_input_grad[2]:
             d_fixed = torch.bmm(weights.reshape(M, N, -1).transpose(1, 2), grad)
         return d_weights, d_tokens, d_fixed, None
@@ -191,7 +226,8 @@ def _mix(params: dict[str, torch.Tensor], cfg: ModelConfig, batch: Batch) -> tup
     row_scores = scores_values[..., :H].reshape(-1, H)
     values = scores_values[..., H:].reshape(M, n + 4, H, e).transpose(1, 2)  # (M, H, n + 4, d_head)
     W_U = params["W_U"]
-    W_OX = params["W_O"] @ torch.cat([params["W_in"], W_U], -1).unsqueeze(1)  # (M, H, d_head, d_mlp + vocab)
+    # one bmm per model, heads stacked (a broadcast over heads would sum an (M, H, d, width) array in backward)
+    W_OX = (params["W_O"].reshape(M, H * e, -1) @ torch.cat([params["W_in"], W_U], -1)).view(M, H, e, -1)
     tokens = values[:, :, :n] @ W_OX  # (M, H, n, d_mlp + vocab)
     r0 = fixed[:, 3]  # (M, d)
     bias = torch.cat([params["b_in"] + (r0.unsqueeze(1) @ params["W_in"]).squeeze(1),

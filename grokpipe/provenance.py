@@ -68,3 +68,18 @@ def trainer_label(values: dict) -> str:
     commit = str(values.get("git_commit", "") or "")
     return (f"grokpipe {values.get('grokpipe_version', '?')}, numerics v{values.get('numerics_version', '?')}"
             + (f", commit {commit[:10]}" if commit else "") + (" (dirty)" if values.get("git_dirty") else ""))
+
+
+def provenance_summary(runs) -> dict:
+    """The trainers that made ``runs`` (grokpipe.store.Run: one label each, with its run count), the
+    devices, and whether they differ: what claims, figures and captions say about a result."""
+    counts: dict[str, int] = {}
+    devices: set[str] = set()
+    for r in runs:
+        label = trainer_label(r.provenance) if r.provenance else "unknown (no provenance recorded)"
+        counts[label] = counts.get(label, 0) + 1
+        if r.provenance.get("device_name"):
+            devices.add(f"{r.provenance['device_name']} ({r.provenance.get('threads', '?')} threads, denormals "
+                        f"{'flushed' if r.provenance.get('denormals_flushed') else 'kept'})")
+    versions = {tuple(r.provenance.get(k) for k in TRAINER_KEYS[:2]) for r in runs}
+    return {"trainers": counts, "devices": sorted(devices), "mixed": len(counts) > 1, "numerics_mixed": len(versions) > 1}

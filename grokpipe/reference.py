@@ -22,7 +22,7 @@ def reference_forward(params: dict[str, torch.Tensor], cfg: ModelConfig, tokens:
     v = torch.einsum("ntd,hde->nhte", resid, params["W_V"])
     scores = torch.einsum("nhte,nhse->nhts", q, k) / math.sqrt(cfg.d_head)
     T = tokens.shape[1]
-    causal = torch.ones(T, T, dtype=torch.bool).tril()
+    causal = torch.ones(T, T, dtype=torch.bool, device=tokens.device).tril()
     scores = scores.masked_fill(~causal, float("-inf"))
     z = torch.einsum("nhts,nhse->nhte", scores.softmax(-1), v)
     resid = resid + torch.einsum("nhte,hed->ntd", z, params["W_O"])

@@ -142,7 +142,8 @@ def member_passes(n_train: list[int], device: torch.device, single_pass: bool | 
 class ShardData:
     """Tensors for one shard: every example, and each pass's members' padded training sets."""
 
-    def __init__(self, spec: ShardSpec, device: torch.device, single_pass: bool | None = None):
+    def __init__(self, spec: ShardSpec, device: torch.device, single_pass: bool | None = None,
+                 backend: str | None = None):
         ds = make_dataset(spec.task, spec.p)
         self.dataset = ds
         M, n_ex = len(spec.runs), ds.n_examples
@@ -168,7 +169,7 @@ class ShardData:
                 idx[row, : len(chosen[i])] = chosen[i]
                 weight[row, : len(chosen[i])] = 1.0 / len(chosen[i])  # padding rows weigh nothing
             idx = idx.to(device)
-            batch = Batch(spec.model, self.x_all[idx], self.y_all[idx])
+            batch = Batch(spec.model, self.x_all[idx], self.y_all[idx], backend)
             self.passes.append(Pass(members, batch, self.train_labels_all[members].gather(1, idx), weight.to(device)))
 
 
@@ -400,8 +401,12 @@ def _start(spec: ShardSpec, checkpoint: Path, init_from: Path | None, dev: torch
 
 def train_shard(spec: ShardSpec, out: Path, checkpoint: Path, init_from: Path | None = None,
                 device: str = "cpu", threads: int | None = None, experiment: str = "",
-                show_progress: bool = True, single_pass: bool | None = None) -> dict:
-    """Train (or resume, or finish) a shard; returns the final metrics of every run."""
+                show_progress: bool = True, single_pass: bool | None = None, backend: str | None = None) -> dict:
+    """Train (or resume, or finish) a shard; returns the final metrics of every run.
+
+    ``single_pass``: one pass over the whole ensemble (a GPU's default) instead of the CPU's passes
+    of a few thousand examples; ``backend``: how the backward reaches the token tables
+    (grokpipe.model.BACKENDS; by default the device's). Neither changes the numbers beyond rounding."""
     out, checkpoint = Path(out), Path(checkpoint)
     check_distinct(**{"--out": out, "--checkpoint": checkpoint, "--init-from": init_from})
     threads = threads or available_cores()
@@ -409,7 +414,7 @@ def train_shard(spec: ShardSpec, out: Path, checkpoint: Path, init_from: Path | 
     dev = pick_device(device)
     spec, state = _start(spec, checkpoint, Path(init_from) if init_from else None, dev)
     _check_out(out, spec.identity)
-    data = ShardData(spec, dev, single_pass)
+    data = ShardData(spec, dev, single_pass, backend)
     attrs = {"identity": spec.identity, "spec": spec.to_json(), "task": spec.task, "p": spec.p,
              "experiment": experiment, **collect_provenance(dev.type, threads, flushed)}
     run_attrs = [(r.run_id, {"task": spec.task, "p": spec.p, **dataclasses.asdict(r),

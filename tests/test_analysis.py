@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 
 from grokpipe.analysis import crossing_point, efficiency, semigrok_band, semigrok_status, transitions
-from grokpipe.claims import claim_p2, claim_p3, claim_p4, claims_markdown, provenance_summary
+from grokpipe.claims import claim_p2, claim_p3, claim_p4, claims_markdown
 from grokpipe.convergence import CRITERION, converged
+from grokpipe.provenance import provenance_summary
 from grokpipe.store import Run
 
 EVALS = 40  # enough evaluations in the last quarter for the convergence criterion
@@ -116,3 +117,20 @@ def test_the_claims_report_names_its_trainer_and_warns_when_versions_mix():
     text = claims_markdown([], mixed)
     assert mixed["mixed"] and mixed["numerics_mixed"]
     assert "Warning: these runs were made by different trainers with different numerics versions" in text
+
+
+def test_ungrokking_from_a_model_that_had_not_generalised_is_not_judged():
+    from grokpipe.claims import all_claims
+
+    ungrok = [_run(d, wd, s, r.curves["test_acc"]) for r in _ungrok_runs({0.5: 300, 1.0: 300, 2.0: 300})
+              for d, wd, s in [(r.hparams["n_train"], r.hparams["weight_decay"], r.hparams["seed"])]]
+    for run in ungrok:
+        run.hparams["task"] = "sub"
+    pretrain = _run(3000, 1.0, 0, [0.9] * EVALS)  # held-out accuracy 0.9: it had memorised, not grokked
+    pretrain.hparams["task"] = "sub"
+    claims = {c.id: c for c in all_claims({"ungrok_tasks": ungrok, "pretrain": [pretrain]})}
+    assert claims["P2 sub"].verdict == claims["P3 sub"].verdict == "NOT RUN"
+    assert "did not generalise (held-out accuracy 0.900" in claims["P3 sub"].measured
+    pretrain.curves["test_acc"][:] = 1.0
+    claims = {c.id: c for c in all_claims({"ungrok_tasks": ungrok, "pretrain": [pretrain]})}
+    assert claims["P3 sub"].verdict == "PASS"

@@ -135,7 +135,7 @@ def cli_cases(d: Path) -> list[tuple[str, list[str], str]]:
         ("tui on a file", ["tui", str(d / "notes.txt")], "not a results directory"),
         ("plan: a config missing a key", ["plan", "--config", str(d / "project" / "config.yaml")], "'p' is a required"),
         ("plan: a config outside a project", ["plan", "--config", str(d / "bad.json")], "no workflow/schemas"),
-        ("plan: zero cores", ["plan", "--cores", "0"], "positive integer"),
+        ("plan: zero jobs", ["plan", "--jobs", "0"], "positive integer"),
         ("plan: a throughput file without a fit", ["plan", "--config", str(REPO / "config.yaml"), "--throughput",
                                                    str(d / "spec.json")], "no fitted throughput"),
     ]

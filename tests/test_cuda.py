@@ -1,36 +1,63 @@
-"""The CUDA path: same model, same numbers (to float rounding), and a shard that trains end to end.
-Skipped without a CUDA device; run them on a GPU machine with `python -m pytest -m cuda`."""
+"""The CUDA path: the fast model against the reference in float64 (both backward backends), the
+optimiser against torch.optim.AdamW, and a shard that trains and resumes on CUDA with the CPU's
+numbers. Skipped without a CUDA device; benchmarks/gpu_check.py runs them on a GPU machine.
+Imports only torch, numpy, h5py (through grokpipe) and pytest: the GPU machine has nothing else."""
 
 import numpy as np
 import pytest
 import torch
 
-from grokpipe.model import Batch, forward, init_params, stack_params
+from grokpipe.model import BACKENDS
+from grokpipe.optim import EnsembleAdamW
 from grokpipe.spec import EvalSchedule, ModelConfig, RunSpec, ShardSpec
 from grokpipe.store import read_shard
 from grokpipe.train import train_shard
 
+from .test_model import check_against_reference
+
 pytestmark = [pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")]
 
 
-def test_cuda_logits_match_the_cpu():
-    cfg = ModelConfig(n=23, d_model=32, n_heads=4, d_head=8, d_mlp=64)
-    params = stack_params([init_params(cfg, s, torch.float64) for s in range(3)])
-    x = torch.randint(0, 23, (3, 100))
-    y = torch.randint(0, 23, (3, 100))
-    cpu = forward(params, cfg, Batch(cfg, x, y))
-    gpu = forward({k: v.cuda() for k, v in params.items()}, cfg, Batch(cfg, x.cuda(), y.cuda())).cpu()
-    assert torch.allclose(cpu, gpu, rtol=1e-10, atol=1e-10)
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("path", ["forward", "loss"])
+def test_fast_model_matches_the_reference_on_cuda_in_float64(path, backend):
+    check_against_reference(3, path, backend, device="cuda")
 
 
-def test_a_shard_trains_on_cuda_like_on_the_cpu(tmp_path):
-    spec = ShardSpec(task="add", p=23, model=ModelConfig(23, 32, 4, 8, 64),
-                     runs=(RunSpec(200, 1.0, 0, 3e-3), RunSpec(300, 0.5, 1, 3e-3)), steps=300,
-                     schedule=EvalSchedule(every=50, per_decade=0))
-    train_shard(spec, tmp_path / "cpu.h5", tmp_path / "cpu.pt", device="cpu", threads=1, show_progress=False)
-    train_shard(spec, tmp_path / "gpu.h5", tmp_path / "gpu.pt", device="cuda", show_progress=False)
-    cpu_runs = read_shard(tmp_path / "cpu.h5").runs
-    gpu_runs = read_shard(tmp_path / "gpu.h5").runs
+def test_the_optimiser_follows_torch_adamw_on_cuda():
+    gen = torch.Generator().manual_seed(0)
+    start = torch.randn(3, 5, 4, generator=gen, dtype=torch.float64).cuda()
+    target = torch.randn(3, 5, 4, generator=gen, dtype=torch.float64).cuda()
+    lrs, wds = [1e-3, 3e-3, 1e-2], [0.1, 1.0, 2.0]
+    ours = {"w": start.clone().requires_grad_()}
+    opt = EnsembleAdamW(ours, lrs, wds, (0.9, 0.98))
+    refs = [start[i].clone().requires_grad_() for i in range(3)]
+    ref_opts = [torch.optim.AdamW([refs[i]], lr=lrs[i], weight_decay=wds[i], betas=(0.9, 0.98)) for i in range(3)]
+    for _ in range(50):
+        opt.zero_grad()
+        ((ours["w"] - target) ** 3).abs().sum().backward()
+        opt.step()
+        for i in range(3):
+            ref_opts[i].zero_grad()
+            ((refs[i] - target[i]) ** 3).abs().sum().backward()
+            ref_opts[i].step()
+    for i in range(3):
+        assert torch.allclose(ours["w"][i], refs[i], rtol=1e-12, atol=1e-14)
+
+
+def _spec(steps):
+    return ShardSpec(task="add", p=23, model=ModelConfig(23, 32, 4, 8, 64),
+                     runs=(RunSpec(200, 1.0, 0, 3e-3), RunSpec(300, 0.5, 1, 3e-3)), steps=steps,
+                     schedule=EvalSchedule(every=50, per_decade=0), checkpoint_every=100)
+
+
+def test_a_shard_trains_and_resumes_on_cuda_like_on_the_cpu(tmp_path):
+    train_shard(_spec(300), tmp_path / "cpu.h5", tmp_path / "cpu.pt", device="cpu", threads=1, show_progress=False)
+    train_shard(_spec(150), tmp_path / "gpu.h5", tmp_path / "gpu.pt", device="cuda", show_progress=False)
+    train_shard(_spec(300), tmp_path / "gpu.h5", tmp_path / "gpu.pt", device="cuda", show_progress=False)  # resume
+    cpu_runs, gpu_runs = read_shard(tmp_path / "cpu.h5").runs, read_shard(tmp_path / "gpu.h5").runs
     for a, b in zip(cpu_runs, gpu_runs):
+        assert np.array_equal(a.eval_step, b.eval_step)  # step 150 is a scheduled evaluation: not repeated
         assert np.allclose(a.curves["train_acc"], b.curves["train_acc"], atol=0.02)
         assert np.allclose(a.curves["param_norm"], b.curves["param_norm"], rtol=1e-3)
+    assert gpu_runs[0].provenance["device_name"] == torch.cuda.get_device_name()

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from grokpipe.model import PARAM_NAMES, Batch, ModelConfig, _Head, forward, init_params, loss, stack_params
+from grokpipe.model import BACKENDS, PARAM_NAMES, Batch, ModelConfig, _Head, forward, init_params, loss, stack_params
 from grokpipe.reference import reference_forward, tokens_for
 
 
@@ -17,26 +17,26 @@ def _random_members(cfg, count):
     return members
 
 
-@pytest.mark.parametrize("ensemble", [1, 3])
-@pytest.mark.parametrize("path", ["forward", "loss"])
-def test_fast_model_matches_reference_logits_and_gradients(ensemble, path):
-    """``forward`` (logits, evaluation) and ``loss`` (its own backward, training) against the reference."""
+def check_against_reference(ensemble: int, path: str, backend: str, device: str = "cpu") -> None:
+    """``forward`` (logits, evaluation) or ``loss`` (its own backward, training) of the fast model
+    against the reference on ``device``, in float64: logits, loss and every gradient to 1e-10."""
     cfg = ModelConfig(n=13, d_model=24, n_heads=3, d_head=8, d_mlp=40)
-    members = _random_members(cfg, ensemble)
+    members = [{k: v.to(device) for k, v in m.items()} for m in _random_members(cfg, ensemble)]
     gen = torch.Generator().manual_seed(0)
     x = torch.randint(0, cfg.n, (ensemble, 50), generator=gen)
     y = torch.randint(0, cfg.n, (ensemble, 50), generator=gen)
     x[:, :3] = y[:, :3]  # x == y: an example mixes the same token row twice
     labels = torch.randint(0, cfg.vocab, (ensemble, 50), generator=gen)
     weight = torch.rand(ensemble, 50, generator=gen, dtype=torch.float64)
+    x, y, labels, weight = (t.to(device) for t in (x, y, labels, weight))
 
     stacked = {k: v.clone().requires_grad_() for k, v in stack_params(members).items()}
     if path == "forward":
-        logits = forward(stacked, cfg, Batch(cfg, x, y))
+        logits = forward(stacked, cfg, Batch(cfg, x, y, backend))
         nll = torch.nn.functional.cross_entropy(logits.reshape(-1, cfg.vocab), labels.reshape(-1), reduction="none")
         total = (nll * weight.reshape(-1)).sum()
     else:
-        total = loss(stacked, cfg, Batch(cfg, x, y), labels, weight)
+        total = loss(stacked, cfg, Batch(cfg, x, y, backend), labels, weight)
     total.backward()
 
     ref_total = 0
@@ -55,16 +55,27 @@ def test_fast_model_matches_reference_logits_and_gradients(ensemble, path):
     assert abs(total.item() - ref_total) <= 1e-10 * abs(ref_total)
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("ensemble", [1, 3])
+@pytest.mark.parametrize("path", ["forward", "loss"])
+def test_fast_model_matches_reference_logits_and_gradients(ensemble, path, backend):
+    """Both backward backends: sparse kernels (the CPU's) and gather/scatter (a GPU's)."""
+    check_against_reference(ensemble, path, backend)
+
+
 def test_sparse_patterns_are_valid_csr_even_when_x_equals_y():
     """torch's CSR kernels assume each row's columns sorted and distinct; x = y must not break it."""
     cfg = ModelConfig(n=7, d_model=8, n_heads=3, d_head=4, d_mlp=16)
     x = torch.tensor([[0, 3, 3, 6, 2], [1, 1, 5, 0, 6]])
     y = torch.tensor([[0, 2, 3, 6, 5], [1, 4, 5, 2, 6]])  # x = y in six examples
-    batch = Batch(cfg, x, y)
+    batch = Batch(cfg, x, y, "sparse")
     mask = batch.sampling_mask
     torch.sparse_csr_tensor(mask.crow_indices(), mask.col_indices(), mask.values(), mask.shape, check_invariants=True)
     crow, col, _ = batch.token_rows
     torch.sparse_csr_tensor(crow, col, torch.ones(len(col)), (crow.numel() - 1, x.numel()), check_invariants=True)
+    examples, rows, inverse = batch.pairs
+    assert len(rows) == x.numel() * 2 * cfg.n_heads - 6 * cfg.n_heads  # each x = y example: its heads' rows once
+    assert torch.equal(rows[inverse], batch.index.reshape(-1))
 
 
 def test_tiny_losses_keep_their_precision_in_float32():

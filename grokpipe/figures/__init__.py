@@ -45,7 +45,7 @@ def render(metrics: Path, out_dir: Path, only: list[str] | None = None, dpi: int
            formats: tuple[str, ...] = ("png", "pdf")) -> list[Path]:
     """Draw the figures (all, or ``only``) from a metrics file; return the files written."""
     from ..errors import GrokpipeError
-    from ._common import FigureStore, save
+    from ._common import FigureStore, footer, save
 
     names = only or list(FIGURES)
     unknown = [n for n in names if n not in FIGURES]
@@ -55,7 +55,9 @@ def render(metrics: Path, out_dir: Path, only: list[str] | None = None, dpi: int
     written = []
     for name in names:
         module = importlib.import_module(f"{__name__}.{name}")
-        written += save(module.draw(store), Path(out_dir), name, formats, dpi)
+        fig = module.draw(store)
+        footer(fig, store.made_by())
+        written += save(fig, Path(out_dir), name, formats, dpi)
     return written
 
 

@@ -51,6 +51,17 @@ class FigureStore:
     def simulation(self) -> dict | None:
         return read_simulation(self.path)
 
+    def made_by(self) -> str:
+        """Which trainer made the runs, for the figure's footer (and a warning when they mix trainers)."""
+        from ..provenance import provenance_summary
+
+        if not self.all_runs:
+            return ""
+        summary = provenance_summary(self.all_runs)
+        text = "runs by " + "; ".join(summary["trainers"]) + (" on " + "; ".join(summary["devices"])
+                                                               if summary["devices"] else "")
+        return ("MIXED TRAINERS - " if summary["mixed"] else "") + text
+
 
 def missing(ax, what: str) -> None:
     """Say on the figure that its runs are absent at this scale (never an empty silent panel)."""
@@ -90,6 +101,12 @@ def colour_scale(values, cmap="viridis", log=False):
 # matplotlib writes these as metadata: the guard (grokpipe.files) knows its own figures by them
 _METADATA = {"png": {"Software": FORMATS["figure"]}, "pdf": {"Creator": FORMATS["figure"]},
              "svg": {"Creator": FORMATS["figure"]}}
+
+
+def footer(fig, text: str) -> None:
+    """A small line under the figure: which trainer made its runs."""
+    if text:
+        fig.text(0.995, 0.0, text, ha="right", va="top", fontsize=5.5, color="0.45")
 
 
 def save(fig, out_dir: Path, name: str, formats, dpi: int) -> list[Path]:

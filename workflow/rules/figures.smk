@@ -12,7 +12,7 @@ rule figure:
             category="Figures",
         ),
     params:
-        caption=lambda wildcards: FIGURES[wildcards.figure],
+        caption=lambda wildcards: f"{FIGURES[wildcards.figure]} {TRAINED_BY}",
         dpi=config["figures"]["dpi"],
         formats=",".join(FIGURE_FORMATS),
     log:

@@ -1,0 +1,74 @@
+"""What a GPU machine runs, exercised here: it has only torch, numpy, h5py, rich, pyyaml and pytest
+(plus matplotlib), so the trainer, the bench, the CUDA tests and the GPU check must import nothing
+else; and the GPU check's every step runs in a CPU dry mode."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+ABSENT_ON_GPU_MACHINE = ("snakemake", "textual", "textual_plotext", "plotext", "jsonschema")
+BLOCKER = f"""
+import sys
+class _Absent:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in {ABSENT_ON_GPU_MACHINE!r}:
+            raise ImportError(f"{{name}} is not installed on the GPU machine")
+        return None
+sys.meta_path.insert(0, _Absent())
+"""
+
+
+def _gpu_machine_env(tmp_path: Path) -> dict:
+    import os
+
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(BLOCKER)
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), str(REPO)])}
+
+
+def test_trainer_bench_and_cuda_tests_import_only_what_a_gpu_machine_has(tmp_path):
+    code = """
+import importlib, sys
+for name in ("grokpipe.train", "grokpipe.bench", "grokpipe.cli", "grokpipe.checkpoint", "tests.test_cuda"):
+    importlib.import_module(name)
+from grokpipe.cli import main
+assert main(["train", "--task", "add", "--p", "11", "--d-model", "8", "--n-heads", "2", "--d-head", "4",
+             "--d-mlp", "16", "--n-train", "50", "--steps", "5", "--threads", "1", "--quiet",
+             "--single-pass", "--out", sys.argv[1]]) == 0
+absent = [m for m in sys.modules if m.split(".")[0] in ("snakemake", "textual", "plotext", "jsonschema")]
+assert not absent, absent
+try:
+    import textual  # noqa: F401
+except ImportError:
+    pass
+else:
+    raise AssertionError("the blocker did not block")
+"""
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "s.h5")], env=_gpu_machine_env(tmp_path),
+                          cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+
+def test_the_gpu_check_runs_every_step_in_a_cpu_dry_mode(tmp_path):
+    out = tmp_path / "check"
+    done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "gpu_check.py"), str(out), "--device", "cpu",
+                           "--small"], env=_gpu_machine_env(tmp_path), cwd=REPO, capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    report = json.loads((out / "gpu-check.json").read_text())
+    assert report["format"] == "grokpipe-gpu-check-1" and report["ok"]
+    assert report["steps"]["pytest"]["exit"] == 0 and "skipped" in report["steps"]["pytest"]["tail"]
+    assert set(report["bench"]) == {"gather", "sparse"}
+    assert report["throughput"]["model_steps_per_s"] > 0 and report["throughput"]["example_steps_per_s"] > 0
+    assert report["paper_shard"]["model_steps_per_s"] > 0
+    assert "paper-scale shard" in (out / "gpu-check.log").read_text()
+    # grokpipe plan prices the paper scale from it
+    import os
+
+    plan = subprocess.run([sys.executable, "-m", "grokpipe", "plan", "--scale", "paper", "--throughput",
+                           str(out / "gpu-check.json")], cwd=REPO, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "COLUMNS": "400"})
+    assert plan.returncode == 0 and f"throughput from {out / 'gpu-check.json'}" in plan.stdout, plan.stderr
