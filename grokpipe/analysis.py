@@ -38,7 +38,7 @@ def group_by(runs: list[Run], key: str) -> dict:
 
 
 def converged(run: Run) -> bool:
-    return run_converged(run.eval_step, run.curves)
+    return run_converged(run.eval_step, run.curves, run.hparams.get("lr", 0.0) * run.hparams.get("weight_decay", 0.0))
 
 
 def split_converged(runs: list[Run]) -> tuple[list[Run], list[Run]]:
@@ -121,9 +121,10 @@ def efficiency_triples(runs: list[Run]) -> np.ndarray:
     return np.array(rows, dtype=float).reshape(-1, 3)
 
 
-def logit_buckets(logits: np.ndarray, count: int = LOGIT_BUCKETS) -> np.ndarray:
-    """Geometric bucket edges spanning the logits."""
-    return np.geomspace(logits.min(), logits.max() * (1 + 1e-9), count + 1)
+def geometric_buckets(values: np.ndarray, count: int = LOGIT_BUCKETS) -> np.ndarray:
+    """``count + 1`` geometric bucket edges spanning the values (the largest inside the last bucket):
+    isologit curves bucket runs by logit, Fig 10 by parameter norm."""
+    return np.geomspace(values.min(), values.max() * (1 + 1e-9), count + 1)
 
 
 def fit_efficiency(t: np.ndarray) -> Efficiency | None:
@@ -137,7 +138,7 @@ def fit_efficiency(t: np.ndarray) -> Efficiency | None:
     variance = resid @ resid / max(len(t) - 3, 1)
     cov = variance * np.linalg.pinv(X.T @ X)
     slopes = []
-    edges = logit_buckets(t[:, 0])
+    edges = geometric_buckets(t[:, 0])
     for lo, hi in zip(edges[:-1], edges[1:]):
         inside = t[(t[:, 0] >= lo) & (t[:, 0] < hi)]
         if len(np.unique(inside[:, 2])) >= 2:
@@ -150,7 +151,10 @@ def efficiency(runs: list[Run]) -> Efficiency | None:
     return fit_efficiency(efficiency_triples(runs))
 
 
-def trigonometric_only(runs: list[Run], fraction: float = 0.95) -> list[Run]:
+TRIGONOMETRIC = 0.95  # a C_gen-only run: more of its logits' norm trigonometric than this (the paper's test)
+
+
+def trigonometric_only(runs: list[Run], fraction: float = TRIGONOMETRIC) -> list[Run]:
     """C_gen-only runs: > ``fraction`` of the logits' norm in the trigonometric directions (the paper's test)."""
     return [r for r in runs if final(r, "trig_fraction") > fraction]
 
@@ -204,8 +208,9 @@ def semigrok_status(run: Run) -> SemiGrok:
 def semigrok_band(runs: list[Run], sizes: int) -> dict:
     """Where from-scratch runs turn from chance to full test accuracy: per seed, the largest D that
     stayed at chance (<= CHANCE) and the smallest larger D that generalised (>= FULL); the band spans
-    every seed's turn. Returns the band, ``sizes`` training set sizes spaced geometrically across it
-    (ends included), and what each seed showed; no sizes when no seed turned inside the sweep."""
+    every seed's turn. Returns the band, ``sizes`` training set sizes spaced geometrically inside it
+    (its ends are where runs stayed at chance or grokked fully: the middling runs are between), and
+    what each seed showed; no sizes when no seed turned inside the sweep."""
     per_seed = {}
     for seed, group in group_by(runs, "seed").items():
         finals = sorted((r.hparams["n_train"], final(r, "test_acc")) for r in group)
@@ -218,5 +223,5 @@ def semigrok_band(runs: list[Run], sizes: int) -> dict:
     if not turned:
         return {**result, "low": None, "high": None, "sizes": []}
     low, high = min(s["low"] for s in turned), max(s["high"] for s in turned)
-    placed = sorted({int(round(d)) for d in np.geomspace(low, high, sizes)})
+    placed = sorted({int(round(d)) for d in np.geomspace(low, high, sizes + 2)[1:-1]})
     return {**result, "low": low, "high": high, "sizes": placed}

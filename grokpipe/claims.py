@@ -19,6 +19,7 @@ from .analysis import (
     PLATEAU_RANGE,
     SEMI_BAND,
     SEMI_RISE,
+    TRIGONOMETRIC,
     efficiency,
     final,
     first_step,
@@ -63,7 +64,7 @@ def _left_out(unconverged: list[Run], total: int) -> str:
 
 
 def claim_grokking(runs: list[Run]) -> Claim:
-    statement = "Grokking: test accuracy reaches 0.99 long after train accuracy does (D >> D_crit)"
+    statement = f"Grokking: test accuracy reaches {FITTED} long after train accuracy does (D >> D_crit)"
     threshold = f"median (steps to test acc {FITTED}) / (steps to train acc {FITTED}) >= {GROK_MIN_DELAY}"
     if not runs:
         return _not_run("grokking", statement, threshold, "no grok runs")
@@ -75,7 +76,7 @@ def claim_grokking(runs: list[Run]) -> Claim:
     median = float(np.median(ratios))
     verdict = "PASS" if median >= GROK_MIN_DELAY and np.isfinite(median) else "FAIL"
     measured = f"median delay ratio {median:.1f} over {len(runs)} runs" if np.isfinite(median) else \
-        "test accuracy never reached 0.99 in some runs"
+        f"test accuracy never reached {FITTED} in some runs"
     return Claim("grokking", statement, measured, threshold, verdict, {"runs": rows, "median_ratio": median})
 
 
@@ -91,12 +92,12 @@ def claim_p1(mem_runs: list[Run], gen_runs: list[Run]) -> Claim:
     if mem is None or gen is None:
         return _not_run("P1", statement, threshold,
                         f"too few converged runs over >= 2 dataset sizes (C_mem {len(mem_ok_runs)} of {len(mem_runs)}, "
-                        f"C_gen with > 95% trig norm {len(gen_only)} of {len(gen_runs)})")
+                        f"C_gen with > {TRIGONOMETRIC:.0%} trig norm {len(gen_only)} of {len(gen_runs)})")
     mem_ok = mem.slope_D > P1_MIN_SIGMAS * mem.slope_D_se
     gen_ok = abs(gen.slope_D) < mem.slope_D and abs(gen.slope_D) < P1_MIN_SIGMAS * max(gen.slope_D_se, 1e-12)
     measured = (f"C_mem c = {mem.slope_D:.3f} ± {mem.slope_D_se:.3f} ({mem.n_runs} runs); "
                 f"C_gen c = {gen.slope_D:.3f} ± {gen.slope_D_se:.3f} ({gen.n_runs} runs, "
-                f"{len(gen_only)}/{len(gen_ok_runs)} converged runs had > 95% trig norm)"
+                f"{len(gen_only)}/{len(gen_ok_runs)} converged runs had > {TRIGONOMETRIC:.0%} trig norm)"
                 + _left_out(mem_out + gen_out, len(mem_runs) + len(gen_runs)))
     return Claim("P1", statement, measured, threshold, "PASS" if mem_ok and gen_ok else "FAIL",
                  {"mem": asdict(mem), "gen": asdict(gen), "unconverged": len(mem_out) + len(gen_out)})

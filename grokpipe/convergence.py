@@ -4,10 +4,12 @@ One criterion, used by the trainer (a shard may stop once every run has converge
 aggregation (each run's ``converged`` flag in ``results/metrics.h5``) and by claims and figures
 (which use converged runs and say how many were not). Numpy only.
 
-The criterion compares the two halves of the last quarter of training: a drift of the half-means
-is what a run still on its way shows, while the evaluation-to-evaluation jitter of accuracy near a
-transition (about 0.05 here) averages out (to about 0.02 over ten evaluations). The tolerances are fixed in advance, not fitted to any
-result.
+The criterion compares the last two quarters of training: a drift of their means is what a run
+still on its way shows, while the evaluation-to-evaluation jitter of accuracy near a transition
+(about 0.05 here) averages out. Two quarters rather than the halves of the last one: a run that
+relaxes slowly (near D_crit, or while weight decay still shrinks its norm) must look flat over half
+its training before it counts, so a shard that stops early on convergence does not stop in a lull.
+The tolerances are fixed in advance, not fitted to any result.
 """
 
 from __future__ import annotations
@@ -19,15 +21,20 @@ import numpy as np
 
 @dataclass(frozen=True)
 class Criterion:
-    window: float = 0.25  # the last quarter of the steps trained so far
-    accuracy_drift: float = 0.03  # |mean accuracy, last eighth - the eighth before| at most this
-    log_norm_drift: float = 0.01  # |mean log parameter norm, same halves| at most this (1% of the norm)
+    window: float = 0.5  # the last half of the steps trained so far: its two quarters are compared
+    accuracy_drift: float = 0.03  # |mean accuracy, last quarter - the quarter before| at most this
+    log_norm_drift: float = 0.05  # |mean log parameter norm, same quarters| at most this (5% of the norm)
     min_evaluations: int = 8  # in the window: fewer cannot show a trend
+    # weight decay must have had time to act: lr x wd x steps at least this (about three e-foldings
+    # of decay alone). A run continued from a checkpoint can sit unchanged for hundreds of steps
+    # before it moves (ungrokking starts late), and must not count as converged then.
+    min_decay: float = 3.0
 
     def describe(self) -> str:
-        return (f"over the last {self.window:.0%} of training (>= {self.min_evaluations} evaluations), the mean of "
-                f"its second half differs from its first half by at most {self.accuracy_drift:g} in accuracy (test "
-                f"accuracy, or train accuracy without a test set) and {self.log_norm_drift:g} in log parameter norm")
+        return (f"the mean over the last quarter of its training differs from the mean over the quarter before "
+                f"(>= {self.min_evaluations} evaluations in both) by at most {self.accuracy_drift:g} in accuracy "
+                f"(test accuracy, or train accuracy without a test set) and {self.log_norm_drift:g} in log "
+                f"parameter norm, after lr x weight decay x steps >= {self.min_decay:g}")
 
 
 CRITERION = Criterion()
@@ -38,13 +45,14 @@ def _half_drift(values: np.ndarray) -> float:
     return float(abs(np.mean(values[half:]) - np.mean(values[:half])))
 
 
-def converged(eval_step: np.ndarray, accuracy: np.ndarray, param_norm: np.ndarray,
+def converged(eval_step: np.ndarray, accuracy: np.ndarray, param_norm: np.ndarray, decay_per_step: float,
               criterion: Criterion = CRITERION) -> bool:
-    """Whether one run's curves have settled (see the module docstring)."""
+    """Whether one run's curves have settled (see the module docstring); ``decay_per_step`` is its
+    lr x weight decay."""
     eval_step = np.asarray(eval_step)
-    if len(eval_step) == 0:
-        return False
-    inside = eval_step >= (1 - criterion.window) * eval_step[-1]
+    if len(eval_step) == 0 or 0 < decay_per_step * eval_step[-1] < criterion.min_decay:
+        return False  # (without weight decay there is no such time to wait for)
+    inside = eval_step >= (1 - criterion.window) * eval_step[-1]  # two quarters: compared by _half_drift
     acc, norm = np.asarray(accuracy)[inside], np.asarray(param_norm)[inside]
     if inside.sum() < criterion.min_evaluations or not (np.all(np.isfinite(acc)) and np.all(norm > 0)):
         return False
@@ -57,5 +65,6 @@ def accuracy_curve(curves: dict[str, np.ndarray]) -> np.ndarray:
     return test if len(test) and np.isfinite(test).any() else np.asarray(curves.get("train_acc", []), dtype=float)
 
 
-def run_converged(eval_step: np.ndarray, curves: dict[str, np.ndarray], criterion: Criterion = CRITERION) -> bool:
-    return converged(eval_step, accuracy_curve(curves), curves.get("param_norm", np.array([])), criterion)
+def run_converged(eval_step: np.ndarray, curves: dict[str, np.ndarray], decay_per_step: float,
+                  criterion: Criterion = CRITERION) -> bool:
+    return converged(eval_step, accuracy_curve(curves), curves.get("param_norm", np.array([])), decay_per_step, criterion)

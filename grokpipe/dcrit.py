@@ -29,6 +29,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from .analysis import (
+    TRIGONOMETRIC,
     Efficiency,
     crossing_point,
     efficiency_triples,
@@ -95,7 +96,7 @@ def predict_dcrit(mem_runs: list[Run], gen_runs: list[Run], ungrok_runs: list[Ru
     mem_t, gen_t = efficiency_triples(mem_runs), efficiency_triples(gen_runs)
     mem, gen = fit_efficiency(mem_t), fit_efficiency(gen_t)
     if mem is None or gen is None:
-        return Prediction(reason=f"needs converged C_mem runs ({len(mem_t)}) and > 95% trigonometric C_gen runs "
+        return Prediction(reason=f"needs converged C_mem runs ({len(mem_t)}) and > {TRIGONOMETRIC:.0%} trigonometric C_gen runs "
                                  f"({len(gen_t)}) over >= 2 dataset sizes each")
     flags = {"gen_depends_on_D": abs(gen.slope_D) > GEN_D_SIGMAS * gen.slope_D_se, "mem": asdict(mem), "gen": asdict(gen)}
     if not ungrok_runs:

@@ -298,8 +298,8 @@ class TrainState:
 
     def all_converged(self) -> bool:
         arrays = self.history_arrays()
-        return all(run_converged(arrays["eval_step"], {m: arrays[m][:, i] for m in self.metrics})
-                   for i in range(len(self.spec.runs)))
+        return all(run_converged(arrays["eval_step"], {m: arrays[m][:, i] for m in self.metrics}, r.lr * r.weight_decay)
+                   for i, r in enumerate(self.spec.runs))
 
 
 # ---------------------------------------------------------------- progress

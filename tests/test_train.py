@@ -220,8 +220,8 @@ def test_a_shard_that_wants_convergence_stops_once_every_run_has_converged(tmp_p
     assert run.progress["done"] and run.eval_step[-1] < 5000
     from grokpipe.convergence import run_converged
 
-    assert run_converged(run.eval_step, run.curves)
-    assert not run_converged(run.eval_step[:-20], {k: v[:-20] for k, v in run.curves.items()})
+    assert run_converged(run.eval_step, run.curves, 1e-2 * 1.0)
+    assert not run_converged(run.eval_step[:-20], {k: v[:-20] for k, v in run.curves.items()}, 1e-2 * 1.0)
 
 
 def test_a_checkpoint_beyond_the_steps_asked_for_is_refused(tmp_path):

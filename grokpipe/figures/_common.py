@@ -63,6 +63,15 @@ class FigureStore:
         return ("MIXED TRAINERS - " if summary["mixed"] else "") + text
 
 
+def one_panel(store: FigureStore, experiment: str, figsize=(6, 3.8)):
+    """A one-panel figure and the experiment's runs; the panel says "not run" when there are none."""
+    fig, ax = plt.subplots(figsize=figsize, constrained_layout=True)
+    runs = store.runs(experiment)
+    if not runs:
+        missing(ax, f"{experiment} runs")
+    return fig, ax, runs
+
+
 def missing(ax, what: str) -> None:
     """Say on the figure that its runs are absent at this scale (never an empty silent panel)."""
     ax.text(0.5, 0.5, f"not run at this scale:\n{what}", ha="center", va="center", transform=ax.transAxes,

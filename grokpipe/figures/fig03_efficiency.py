@@ -3,14 +3,14 @@
 import matplotlib.pyplot as plt
 import numpy as np
 
-from ..analysis import efficiency_triples, logit_buckets, split_converged, trigonometric_only
+from ..analysis import TRIGONOMETRIC, efficiency_triples, geometric_buckets, split_converged, trigonometric_only
 from ._common import colour_scale, log_scale, missing
 
 
 def _scatter(ax, fig, t, title):
     mapper = colour_scale(t[:, 2], log=True)
     ax.scatter(t[:, 1], t[:, 0], c=mapper.to_rgba(t[:, 2]), s=18)
-    edges = logit_buckets(t[:, 0])
+    edges = geometric_buckets(t[:, 0])
     for level in np.sqrt(edges[:-1] * edges[1:]):
         ax.axhline(level, ls=":", lw=0.7, color="0.5")
     log_scale(ax, "x")
@@ -22,7 +22,7 @@ def _scatter(ax, fig, t, title):
 
 
 def _isologit(ax, fig, t, title):
-    edges = logit_buckets(t[:, 0])
+    edges = geometric_buckets(t[:, 0])
     centres = np.sqrt(edges[:-1] * edges[1:])
     mapper = colour_scale(centres, cmap="cividis", log=True)
     for lo, hi, c in zip(edges[:-1], edges[1:], centres):
@@ -56,11 +56,11 @@ def draw(store):
         missing(axes[0, 0], "efficiency_mem runs")
         missing(axes[0, 1], "efficiency_mem runs")
     if len(gen):
-        _scatter(axes[1, 0], fig, gen, f"(c) C_gen scatter ({len(gen_only)}/{len(gen_runs)} converged runs > 95% "
+        _scatter(axes[1, 0], fig, gen, f"(c) C_gen scatter ({len(gen_only)}/{len(gen_runs)} converged runs > {TRIGONOMETRIC:.0%} "
                                        f"trigonometric{unconverged(gen_out)})")
         _isologit(axes[1, 1], fig, gen, "(d) C_gen isologit curves")
     else:
-        why = "efficiency_gen runs" if not gen_runs else "no efficiency_gen run reached > 95% trigonometric logit norm"
+        why = "efficiency_gen runs" if not gen_runs else f"no efficiency_gen run reached > {TRIGONOMETRIC:.0%} trigonometric logit norm"
         missing(axes[1, 0], why)
         missing(axes[1, 1], why)
     return fig

@@ -3,13 +3,13 @@
 import matplotlib.pyplot as plt
 import numpy as np
 
-from ..analysis import final
+from ..analysis import final, geometric_buckets
 from ._common import colour_scale, log_scale, missing
 
 
 def _by_norm_bucket(ax, rows, mapper, y_index):
     norms = rows[:, 1]
-    edges = np.geomspace(norms.min(), norms.max() * (1 + 1e-9), 5)
+    edges = geometric_buckets(norms, 4)
     for lo, hi in zip(edges[:-1], edges[1:]):
         inside = rows[(norms >= lo) & (norms < hi)]
         sizes = np.unique(inside[:, 0])
