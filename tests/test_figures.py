@@ -115,3 +115,20 @@ def test_each_figure_depends_on_the_code_it_imports():
     claims = code_dependencies("grokpipe.claims")
     assert any(path.endswith("grokpipe/store.py") for path in claims)
     assert not any("/figures/" in path for path in claims)
+
+
+def test_fig8_shows_each_tasks_own_runs_and_the_s4_stand_in_for_s5(tmp_path):
+    shards = []
+    for task, sizes in {"mul": (100, 200, 400), "s4_mul": (60, 120, 240)}.items():
+        path = tmp_path / "runs" / "ungrok_tasks" / f"{task}-0123456789.h5"
+        write_shard(path, "ungrok_tasks", [(d, wd, 0) for d in sizes for wd in (1.0, 2.0)], task=task)
+        shards.append(path)
+    aggregate(shards, tmp_path / "metrics.h5", None)
+    store = FigureStore(tmp_path / "metrics.h5")
+    axes = _draw("fig08_ungrok_tasks", tmp_path / "metrics.h5").axes
+    panels = {ax.get_title(): ax for ax in axes}
+    for task, title in (("mul", "x*y mod p"), ("s4_mul", "x y in S4 (quick-scale stand-in for S5)")):
+        lines = {line.get_label(): line for line in panels[title].get_lines()}
+        for t in transitions(store.runs("ungrok_tasks", task=task)):
+            assert np.array_equal(lines[f"wd {t.weight_decay:g}"].get_xdata(), t.sizes), task
+    assert "not run at this scale" in panels["x y x^-1 in S5"].texts[0].get_text()

@@ -10,7 +10,7 @@ from ._common import missing
 from ._panels import transition_panel
 
 MODULAR = ["sub", "mul", "div", "div_odd_sub", "sum_squares", "sum_squares_cross"]
-PERMUTATIONS = ["conj", "mul", "xyx"]
+PERMUTATIONS = ["s5_conj", "s5_mul", "s5_xyx"]  # the paper's; each falls back to its S4 stand-in
 
 
 def _pretrain_note(store, task: str) -> str:
@@ -22,20 +22,19 @@ def _pretrain_note(store, task: str) -> str:
     return f"pretrain held-out accuracy {min(held_out):.3f}" + (" (had not generalised)" if min(held_out) < FITTED else "")
 
 
-def panel_task(store, name: str) -> tuple[str, str]:
-    """The task a panel shows and its title: S5 if it ran, else the S4 stand-in, labelled so."""
-    if name in MODULAR:
-        return name, TASKS[name].formula
-    s5, s4 = f"s5_{name}", f"s4_{name}"
-    if not store.runs("ungrok_tasks", task=s5) and store.runs("ungrok_tasks", task=s4):
-        return s4, f"{TASKS[s4].formula} (quick-scale stand-in for S5)"
-    return s5, TASKS[s5].formula
+def panel_task(store, task: str) -> tuple[str, str]:
+    """The task a panel shows and its title: an S5 task if it ran, else its S4 stand-in, labelled so.
+    (The modular and the permutation x*y share the word "mul": panels name their task in full.)"""
+    stand_in = task.replace("s5_", "s4_", 1) if task in PERMUTATIONS else None
+    if stand_in and not store.runs("ungrok_tasks", task=task) and store.runs("ungrok_tasks", task=stand_in):
+        return stand_in, f"{TASKS[stand_in].formula} (quick-scale stand-in for S5)"
+    return task, TASKS[task].formula
 
 
 def draw(store):
     fig, axes = plt.subplots(3, 3, figsize=(12, 9.5), constrained_layout=True)
-    for ax, name in zip(axes.flat, MODULAR + PERMUTATIONS):
-        task, title = panel_task(store, name)
+    for ax, panel in zip(axes.flat, MODULAR + PERMUTATIONS):
+        task, title = panel_task(store, panel)
         runs = store.runs("ungrok_tasks", task=task)
         if runs:
             transition_panel(ax, runs, title=title)
