@@ -174,14 +174,14 @@ def claim_dcrit(mem_runs: list[Run], gen_runs: list[Run], ungrok_runs: list[Run]
     if prediction.reason:
         return _not_run("D_crit", statement, threshold, prediction.reason)
     ratio, (low, high) = prediction.ratio, prediction.ratio_interval
-    ok = 1 / DCRIT_MAX_FACTOR <= ratio <= DCRIT_MAX_FACTOR
     direction = "over" if ratio > 1 else "under"
     measured = (f"predicted {prediction.predicted:.0f} (68% interval {prediction.predicted_interval[0]:.0f}-"
                 f"{prediction.predicted_interval[1]:.0f}, over operating logits {prediction.logit_range[0]:.1f}-"
                 f"{prediction.logit_range[1]:.1f}: {prediction.across_logits[0]:.0f}-{prediction.across_logits[1]:.0f}); "
                 f"observed {prediction.observed:.0f}; ratio {ratio:.2f} ({low:.2f}-{high:.2f}), "
                 f"{direction}estimates by {max(ratio, 1 / ratio):.2f}x")
-    return Claim("D_crit", statement, measured, threshold, "PASS" if ok else "FAIL", prediction.as_dict())
+    return Claim("D_crit", statement, measured, threshold, "PASS" if prediction.agrees else "FAIL",
+                 prediction.as_dict())
 
 
 def pretraining_failed(pretrain_runs: list[Run], task: str) -> str:

@@ -65,6 +65,11 @@ class Prediction:
     per_seed: list = field(default_factory=list)  # {seed, predicted, observed}
     curves: dict = field(default_factory=dict)  # norm needed at the operating logit against D, for the figure
 
+    @property
+    def agrees(self) -> bool:
+        """The check: predicted / observed within DCRIT_MAX_FACTOR either way."""
+        return 1 / DCRIT_MAX_FACTOR <= self.ratio <= DCRIT_MAX_FACTOR
+
     def as_dict(self) -> dict:
         return asdict(self)
 

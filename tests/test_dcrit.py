@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from grokpipe.dcrit import crossing_D, predict_dcrit
+from grokpipe.dcrit import Prediction, crossing_D, predict_dcrit
 from grokpipe.store import Run
 
 EVALS = 40
@@ -78,3 +78,9 @@ def test_crossing_formula_is_where_the_fits_meet():
     gen_t = np.array([(o, _gen_norm(o, d), d) for d in (1000, 2000) for o in (20.0, 40.0)])
     d = crossing_D(fit_efficiency(mem_t), fit_efficiency(gen_t), 25.0)
     assert float(d) == pytest.approx(TRUE_DCRIT, rel=1e-6)
+
+
+@pytest.mark.parametrize("ratio, agrees", [(0.12, False), (0.7, True), (1.0, True), (1.45, True), (1.6, False)])
+def test_the_prediction_agrees_within_the_stated_factor_either_way(ratio, agrees):
+    # one definition, used by the claim's verdict and Fig 11's title
+    assert Prediction(ratio=ratio).agrees is agrees

@@ -31,8 +31,9 @@ def draw(store):
     log_scale(ax, "y")
     ax.set_xlabel("dataset size D")
     ax.set_ylabel(f"norm needed for logit {c['logit']:.1f}")
-    ax.set_title(f"(a) ratio predicted / observed {prediction.ratio:.2f} (PASS within {DCRIT_MAX_FACTOR:g}x)"
-                 + (" - extrapolated" if prediction.extrapolated else ""))
+    verdict = "PASS" if prediction.agrees else "FAIL"
+    ax.set_title(f"(a) predicted / observed {prediction.ratio:.2f}: {verdict} (threshold: within {DCRIT_MAX_FACTOR:g}x)"
+                 + (", extrapolated" if prediction.extrapolated else ""))
     ax.legend(loc="best", fontsize=6)
     ax = axes[1]
     seeds = prediction.per_seed
