@@ -25,6 +25,14 @@ def final(run: Run, metric: str) -> float:
     return run.final(metric, FINAL_EVALS)
 
 
+def pretrain_held_out(pretrain_runs: list[Run], task: str) -> float | None:
+    """The lowest held-out test accuracy of a task's pretrained models (where ungrokking starts),
+    or None when they held nothing out: whether ungrokking started from a model that had generalised."""
+    held_out = [final(r, "test_acc") for r in pretrain_runs if r.hparams.get("task") == task]
+    held_out = [a for a in held_out if np.isfinite(a)]
+    return min(held_out) if held_out else None
+
+
 def runs_where(runs: list[Run], **hparams) -> list[Run]:
     return [r for r in runs if all(np.isclose(r.hparams.get(k), v) if isinstance(v, float) else r.hparams.get(k) == v
                                    for k, v in hparams.items())]

@@ -38,6 +38,7 @@ SHAPES = {"paper": (113, dict(d_model=128, n_heads=4, d_head=32, d_mlp=512)),
 REGIMES = ("random", "fitted")
 FITTED_LOSS = 1e-6
 FIT_LR, FIT_WEIGHT_DECAY, FIT_MAX_STEPS = 3e-3, 1.0, 20_000
+MAX_ENSEMBLE = 4096
 
 
 @dataclass(frozen=True)
@@ -66,8 +67,8 @@ def parse_case(shape: str, regime: str, d: str, ensemble: str) -> Case:
     except ValueError:
         raise GrokpipeError(f"--case: D and ENSEMBLE must be integers, got {d!r} {ensemble!r}") from None
     p = SHAPES[shape][0]
-    if not 1 <= D <= p * p or not 1 <= E <= 4096:
-        raise GrokpipeError(f"--case: D must be in [1, {p * p}] and ENSEMBLE in [1, 4096], got {D} {E}")
+    if not 1 <= D <= p * p or not 1 <= E <= MAX_ENSEMBLE:
+        raise GrokpipeError(f"--case: D must be in [1, {p * p}] and ENSEMBLE in [1, {MAX_ENSEMBLE}], got {D} {E}")
     return Case(shape, regime, D, E)
 
 
@@ -200,7 +201,7 @@ def fit_throughput(cases: list[dict]) -> dict | None:
 
 
 def run_bench(cases=DEFAULT_CASES, device: str = "cpu", threads: int = 2, min_seconds: float = 1.0,
-              repeats: int = 5, reference_up_to: int = 4096, flush_denormals: bool = True,
+              repeats: int = 5, reference_up_to: int = MAX_ENSEMBLE, flush_denormals: bool = True,
               backend: str | None = None, fit_max_steps: int = FIT_MAX_STEPS) -> dict:
     """Time every case; the reference only for ensembles of at most ``reference_up_to`` models
     (it trains them one after another, which takes long for large ensembles on a GPU)."""

@@ -21,9 +21,9 @@ from .analysis import (
     SEMI_RISE,
     TRIGONOMETRIC,
     efficiency,
-    final,
     first_step,
     group_by,
+    pretrain_held_out,
     semigrok_status,
     split_converged,
     transitions,
@@ -187,10 +187,9 @@ def claim_dcrit(mem_runs: list[Run], gen_runs: list[Run], ungrok_runs: list[Run]
 def pretraining_failed(pretrain_runs: list[Run], task: str) -> str:
     """Why ungrokking from this task's pretrained models is not an ungrokking experiment (their
     held-out accuracy stayed below FITTED), or "" when they had generalised (or held out nothing)."""
-    held_out = [final(r, "test_acc") for r in pretrain_runs if r.hparams.get("task") == task]
-    held_out = [a for a in held_out if np.isfinite(a)]
-    if held_out and min(held_out) < FITTED:
-        return (f"pretraining did not generalise (held-out accuracy {min(held_out):.3f} < {FITTED}): "
+    held_out = pretrain_held_out(pretrain_runs, task)
+    if held_out is not None and held_out < FITTED:
+        return (f"pretraining did not generalise (held-out accuracy {held_out:.3f} < {FITTED}): "
                 "its ungrok runs start from memorisation, not from a grokked model")
     return ""
 

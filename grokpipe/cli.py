@@ -79,7 +79,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _add_train(sub) -> None:
-    from .spec import EvalSchedule, ModelConfig, RunSpec, ShardSpec, default
+    from .spec import BACKENDS, EvalSchedule, ModelConfig, RunSpec, ShardSpec, default
     from .tasks import task_help
 
     p = sub.add_parser("train", help="train a shard of runs (the product of the given lists) as one ensemble",
@@ -113,7 +113,7 @@ def _add_train(sub) -> None:
     p.add_argument("--single-pass", action="store_true",
                    help="one forward/backward pass over the whole ensemble, as on a GPU (the CPU default is passes "
                         "of a few thousand examples)")
-    p.add_argument("--backend", choices=["sparse", "gather"],
+    p.add_argument("--backend", choices=BACKENDS,
                    help="how the backward reaches the token tables (default: sparse on a CPU, gather on a GPU)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=_cmd_train)
@@ -166,6 +166,8 @@ def _cmd_train(args) -> int:
 
 
 def _add_bench(sub) -> None:
+    from .spec import BACKENDS
+
     p = sub.add_parser("bench", help="time the trainer against the straightforward implementation")
     p.add_argument("--threads", type=_threads, default=2)
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"])
@@ -175,19 +177,19 @@ def _add_bench(sub) -> None:
     p.add_argument("--min-seconds", type=_positive_float, default=1.0, help="length of each timing")
     p.add_argument("--no-reference", action="store_true", help="time grokpipe's step only (e.g. large ensembles on a GPU)")
     p.add_argument("--keep-denormals", action="store_true", help="do not flush denormals (to measure what flushing is worth)")
-    p.add_argument("--backend", choices=["sparse", "gather"], help="the backward's backend (default: the device's)")
+    p.add_argument("--backend", choices=BACKENDS, help="the backward's backend (default: the device's)")
     p.add_argument("--json", type=Path, help="also write the results as JSON")
     p.set_defaults(func=_cmd_bench)
 
 
 def _cmd_bench(args) -> int:
-    from .bench import DEFAULT_CASES, parse_case, print_report, run_bench
+    from .bench import DEFAULT_CASES, MAX_ENSEMBLE, parse_case, print_report, run_bench
     from .files import check_output, write_json
 
     if args.json:
         check_output(args.json, "bench", "--json")
     cases = [parse_case(*c) for c in args.case] if args.case else DEFAULT_CASES
-    report = run_bench(cases, args.device, args.threads, args.min_seconds, reference_up_to=0 if args.no_reference else 4096,
+    report = run_bench(cases, args.device, args.threads, args.min_seconds, reference_up_to=0 if args.no_reference else MAX_ENSEMBLE,
                        flush_denormals=not args.keep_denormals, backend=args.backend)
     print_report(report)
     if args.json:

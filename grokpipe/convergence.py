@@ -1,8 +1,9 @@
 """When a run has converged: its accuracy and log parameter norm have stopped drifting.
 
-One criterion, used by the trainer (a shard may stop once every run has converged), by
-aggregation (each run's ``converged`` flag in ``results/metrics.h5``) and by claims and figures
-(which use converged runs and say how many were not). Numpy only.
+One criterion, used by the trainer (a shard may stop once every run has converged) and by claims
+and figures (which use converged runs and say how many were not). It is computed from the stored
+curves whenever it is needed, not stored as a flag, so it cannot go stale when the criterion
+changes. Numpy only.
 
 The criterion compares the last two quarters of training: a drift of their means is what a run
 still on its way shows, while the evaluation-to-evaluation jitter of accuracy near a transition

@@ -30,7 +30,7 @@ import warnings
 
 import torch
 
-from .spec import ModelConfig
+from .spec import BACKENDS, ModelConfig  # noqa: F401 - BACKENDS: the backward's ways, re-exported
 from .tasks import N_POSITIONS
 
 PARAM_NAMES = ("embed", "pos", "W_Q", "W_K", "W_V", "W_O", "W_in", "b_in", "W_out", "b_out", "W_U")
@@ -64,12 +64,6 @@ def init_params(cfg: ModelConfig, seed: int, dtype=torch.float32) -> dict[str, t
 def stack_params(members: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
     return {k: torch.stack([m[k] for m in members]) for k in PARAM_NAMES}
 
-
-# How the table mix's backward reaches the token rows: "sparse" uses CSR kernels (SDDMM and a
-# transposed CSR product: fastest on the CPU), "gather" gathers the rows each example mixes and
-# scatter-adds into them (plain dense indexing, for devices whose sparse kernels are slow or
-# missing). Both are checked against the reference (tests/test_model.py).
-BACKENDS = ("sparse", "gather")
 
 
 def default_backend(device: torch.device) -> str:

@@ -35,6 +35,14 @@ MAX_WIDTH = 8192  # any of d_model, d_head, d_mlp, n_heads
 MAX_EVALS_PER_DECADE = 1000
 
 
+# How the table mix's backward reaches the token rows: "sparse" uses CSR kernels (SDDMM and a
+# transposed CSR product: fastest on the CPU), "gather" gathers the rows each example mixes and
+# scatter-adds into them (plain dense indexing, for devices whose sparse kernels are slow or
+# missing). Both are checked against the reference (tests/test_model.py).
+# Here, beside the model's widths, so the CLI offers them without importing torch.
+BACKENDS = ("sparse", "gather")
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     """Appendix A's transformer; the defaults are the paper's widths."""

@@ -137,3 +137,27 @@ def test_ungrokking_from_a_model_that_had_not_generalised_is_not_judged():
     pretrain.curves["test_acc"][:] = 1.0
     claims = {c.id: c for c in all_claims({"ungrok_tasks": ungrok, "pretrain": [pretrain]})}
     assert claims["P3 sub"].verdict == "PASS"
+
+
+def test_ungrok_claims_say_not_run_when_pretraining_had_not_generalised():
+    from grokpipe.analysis import pretrain_held_out
+    from grokpipe.claims import all_claims
+
+    def pretrain(task, held_out):
+        run = _run(3000, 1.0, 0, [held_out] * EVALS)
+        run.hparams["task"] = task
+        return run
+
+    pretrained = [pretrain("sub", 0.986), pretrain("mul", 1.0), pretrain("mul", 0.995)]
+    assert pretrain_held_out(pretrained, "sub") == pytest.approx(0.986)
+    assert pretrain_held_out(pretrained, "mul") == pytest.approx(0.995)  # the worst of the task's models
+    assert pretrain_held_out(pretrained, "div") is None
+    ungrok = {task: [_run(d, wd, 0, [1.0] * 10 + [0.5] * (EVALS - 10)) for d in (100, 300) for wd in (1.0, 2.0)]
+              for task in ("sub", "mul")}
+    for task, runs in ungrok.items():
+        for r in runs:
+            r.hparams["task"] = task
+    claims = {c.id: c for c in all_claims({"pretrain": pretrained, "ungrok_tasks": ungrok["sub"] + ungrok["mul"]})}
+    assert claims["P2 sub"].verdict == "NOT RUN" and "0.986 < 0.99" in claims["P2 sub"].measured
+    assert claims["P3 sub"].verdict == "NOT RUN"
+    assert "pretraining did not generalise" not in claims["P2 mul"].measured  # mul's had generalised

@@ -2,9 +2,8 @@
 was run, else S4, the quick scale's stand-in (labelled so)."""
 
 import matplotlib.pyplot as plt
-import numpy as np
 
-from ..analysis import FITTED, final
+from ..analysis import FITTED, pretrain_held_out
 from ..tasks import TASKS
 from ._common import missing
 from ._panels import transition_panel
@@ -15,11 +14,10 @@ PERMUTATIONS = ["s5_conj", "s5_mul", "s5_xyx"]  # the paper's; each falls back t
 
 def _pretrain_note(store, task: str) -> str:
     """Whether the model ungrokking started from had generalised: its held-out accuracy, if it had any."""
-    held_out = [final(r, "test_acc") for r in store.runs("pretrain", task=task)]
-    held_out = [a for a in held_out if np.isfinite(a)]
-    if not held_out:
+    held_out = pretrain_held_out(store.runs("pretrain"), task)
+    if held_out is None:
         return "pretrained on all data (no held-out accuracy)"
-    return f"pretrain held-out accuracy {min(held_out):.3f}" + (" (had not generalised)" if min(held_out) < FITTED else "")
+    return f"pretrain held-out accuracy {held_out:.3f}" + (" (had not generalised)" if held_out < FITTED else "")
 
 
 def panel_task(store, task: str) -> tuple[str, str]:
