@@ -9,7 +9,8 @@ from grokpipe import config as plan_module
 from grokpipe.config import ADAPTIVE, BAND_FILE, EXPERIMENTS, SHARD_FILE, SHARD_NAME, load_plan, validate_config
 from grokpipe.errors import GrokpipeError
 from grokpipe.figures import FIGURES, code_dependencies
-from grokpipe.provenance import software
+from grokpipe import __version__
+from grokpipe.spec import NUMERICS_VERSION
 
 try:
     validate_config(config, workflow.source_path("../schemas/config.schema.yaml"))
@@ -29,9 +30,8 @@ FIGURE_FILES = [f"results/figures/{name}.{ext}" for name in FIGURES for ext in F
 CLAIMS_CODE = code_dependencies("grokpipe.claims")
 # Every shard's name holds the numerics version, so the runs of a figure were trained by this one.
 # (The commit and device of each run: the figure's footer and the claims report.)
-_SOFTWARE = software()
-TRAINED_BY = (f"Its runs were trained by grokpipe {_SOFTWARE['grokpipe_version']}, numerics version "
-              f"{_SOFTWARE['numerics_version']}.")
+# (Constants only: reading the git state here would run git each time Snakemake parses the workflow.)
+TRAINED_BY = f"Its runs were trained by grokpipe {__version__}, numerics version {NUMERICS_VERSION}."
 
 
 wildcard_constraints:
