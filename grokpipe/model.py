@@ -17,9 +17,10 @@ second always ``<op>``, so (per model and head):
 
 So the heads' output at the last position is a softmax-weighted sum of rows of small tables,
 and with W_V, W_O and the MLP's input and the unembedding folded into those tables, an example
-costs a mix of table rows and one matmul (d_mlp -> vocab): see :func:`_mix`. Training uses
-:func:`loss`, whose backward is written out for the per-example part; ``tests/test_model.py``
-checks logits, loss and every gradient against the obvious all-positions implementation.
+costs a mix of table rows and one matmul (d_mlp -> vocab): see :class:`_Tables`. The model is
+three autograd functions with written-out backwards (:class:`_Tables`, :class:`_TableMix`,
+:class:`_Head`); ``tests/test_model.py`` checks logits, loss and every gradient against the
+obvious all-positions implementation.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from .spec import BACKENDS, ModelConfig  # noqa: F401 - BACKENDS: the backward's
 from .tasks import N_POSITIONS
 
 PARAM_NAMES = ("embed", "pos", "W_Q", "W_K", "W_V", "W_O", "W_in", "b_in", "W_out", "b_out", "W_U")
+FIXED_SLOTS = 4  # rows every example mixes: P0 and P2 (the x and y slots' positions), E[op] + P1, E[=] + P3
 
 
 def param_shapes(cfg: ModelConfig) -> dict[str, tuple[int, ...]]:
@@ -72,7 +74,7 @@ def default_backend(device: torch.device) -> str:
 
 class Batch:
     """Examples ``x``, ``y`` of shape (M, N), one row per member, and the table rows each example
-    mixes (see :func:`_mix`).
+    mixes (see :class:`_TableMix`).
 
     The sparse structures of the backward pass depend only on the examples, not on the
     parameters, so the trainer builds one Batch per shard and reuses it every step."""
@@ -82,11 +84,15 @@ class Batch:
         self.backend = backend or default_backend(x.device)
         M, N = x.shape
         n, H = cfg.n, cfg.n_heads
-        self.n_rows = M * H * n  # token tables: one row per (member, head, token)
-        head = torch.arange(H, device=x.device) * n
-        member = (torch.arange(M, device=x.device) * H * n).view(M, 1, 1)
-        # token row of (slot, head) for the x and y slots
+        rows = n + FIXED_SLOTS  # per model and head: the token rows, then the fixed rows (_Tables)
+        self.n_rows = M * H * rows
+        head = torch.arange(H, device=x.device) * rows
+        member = (torch.arange(M, device=x.device) * H * rows).view(M, 1, 1)
+        # table row of (slot, head) for the x and y slots
         self.index = torch.cat([head + x.unsqueeze(-1), head + y.unsqueeze(-1)], -1) + member  # (M, N, 2H)
+        # row of the x and y slots' tokens among the (M, n + 4) rows whose attention scores _Tables computes
+        self.score_rows = (torch.stack([x, y], -1) + member.view(M, 1, 1) // H).reshape(-1)
+        self.slot_positions = torch.tensor([0, 2, 1, 3], device=x.device)  # the position each slot reads
 
     @functools.cached_property
     def pairs(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -132,8 +138,9 @@ def _csr(crow, col, values, size) -> torch.Tensor:
 
 class _TableMix(torch.autograd.Function):
     """``out[b] = sum over slots s and heads h of weights[b, s, h] * (token row + fixed row)``:
-    the x and y slots add their token's row of ``tokens`` (M, H, n, width), looked up per
-    example; every slot adds its fixed row ``fixed`` (M, slot * H, width).
+    the x and y slots add their token's row of ``tokens`` (M, H, n + 4, width: :class:`_Tables`'
+    tables, of which examples index the token rows), looked up per example; every slot adds its
+    fixed row ``fixed`` (M, slot * H, width).
 
     Forward: ``embedding_bag`` over the token rows plus one matmul over the fixed rows. The
     backward is written out (autograd's for per-sample weights is slow on the CPU): with the
@@ -188,9 +195,9 @@ class _TableMix(torch.autograd.Function):
         return d_weights, d_tokens, d_fixed, None
 
 
-def _mix(params: dict[str, torch.Tensor], cfg: ModelConfig, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
-    """Everything up to the MLP's ReLU: ``[pre-activations | direct logits]`` (M, N, d_mlp + vocab)
-    and ``W_out W_U``; the logits at the last position are ``direct logits + relu(pre) W_out W_U``.
+class _Tables(torch.autograd.Function):
+    """Everything per model rather than per example, and the attention: the tables that
+    :class:`_TableMix` mixes, each example's attention weights, and ``W_out W_U``.
 
     Per model, with ``r0 = E[=] + P3``, ``a_hi`` head h's attention on position i and ``v_hi``
     the value it reads there::
@@ -204,38 +211,104 @@ def _mix(params: dict[str, torch.Tensor], cfg: ModelConfig, batch: Batch) -> tup
     position: ``E[x] + P0``, ``E[op] + P1``, ``E[y] + P2``, ``E[=] + P3``. So one table per head,
     rows ``r W_V[h] W_O[h] [W_in | W_U]`` for r in (the n token embeddings, P0, P2, E[op] + P1,
     E[=] + P3), gives everything: an example mixes its x's and y's token rows and the 4 fixed
-    rows with its attention weights (:class:`_TableMix`), then one matmul (d_mlp -> vocab).
-    Attention scores decompose the same way: ``s = r . kq`` with ``kq = W_K q``.
-    Tables are per model, not per example: an example never touches d_model."""
-    n, op, eq = cfg.n, cfg.n, cfg.n + 1
-    E, P = params["embed"], params["pos"]
-    M, N = batch.x.shape
-    H, e = cfg.n_heads, cfg.d_head
-    fixed = torch.stack([P[:, 0], P[:, 2], E[:, op] + P[:, 1], E[:, eq] + P[:, 3]], 1)  # (M, 4, d): slot order
-    q = torch.einsum("md,mhde->mhe", fixed[:, 3], params["W_Q"]) / math.sqrt(e)
-    kq = torch.einsum("mhde,mhe->mdh", params["W_K"], q)  # a row's score is row . kq: (M, d, H)
-    W_V = params["W_V"].permute(0, 2, 1, 3).reshape(M, -1, H * e)
-    rows = torch.cat([E[:, :n], fixed], 1)  # (M, n + 4, d)
-    scores_values = rows @ torch.cat([kq, W_V], -1)  # (M, n + 4, H + H * d_head)
-    row_scores = scores_values[..., :H].reshape(-1, H)
-    values = scores_values[..., H:].reshape(M, n + 4, H, e).transpose(1, 2)  # (M, H, n + 4, d_head)
-    W_U = params["W_U"]
-    # one bmm per model, heads stacked (a broadcast over heads would sum an (M, H, d, width) array in backward)
-    W_OX = (params["W_O"].reshape(M, H * e, -1) @ torch.cat([params["W_in"], W_U], -1)).view(M, H, e, -1)
-    tokens = values[:, :, :n] @ W_OX  # (M, H, n, d_mlp + vocab)
-    r0 = fixed[:, 3]  # (M, d)
-    bias = torch.cat([params["b_in"] + (r0.unsqueeze(1) @ params["W_in"]).squeeze(1),
-                      ((r0 + params["b_out"]).unsqueeze(1) @ W_U).squeeze(1)], -1)
-    # each head's attention sums to one over the slots, so bias / H on every fixed row adds bias
-    fixed_rows = ((values[:, :, n:] @ W_OX).transpose(1, 2) + (bias / H).view(M, 1, 1, -1)).reshape(M, 4 * H, -1)
+    rows with its attention weights, then one matmul (d_mlp -> vocab). Attention scores
+    decompose the same way: ``s = r . kq`` with ``kq = W_K q`` and ``q = r0 W_Q / sqrt(d_head)``.
 
-    offset = (torch.arange(M, device=batch.x.device) * (n + 4)).unsqueeze(1)
-    fixed_scores = row_scores.view(M, 1, n + 4, H)[:, :, n:]  # (M, 1, 4, H)
-    token_scores = torch.stack([row_scores.index_select(0, (batch.x + offset).view(-1)),
-                                row_scores.index_select(0, (batch.y + offset).view(-1))], 1).view(M, N, 2, H)
-    scores = torch.cat([token_scores + fixed_scores[:, :, :2], fixed_scores[:, :, 2:].expand(M, N, 2, H)], 2)
-    attn = scores.softmax(2)  # (M, N, slot, H)
-    return _TableMix.apply(attn, tokens, fixed_rows, batch), params["W_out"] @ W_U
+    Outputs: ``tables`` (M, H, n + 4, d_mlp + vocab), every row of every head (the token rows
+    first); ``fixed`` (M, 4 H, d_mlp + vocab), the fixed rows by (slot, head), each carrying
+    ``[b_in + r0 W_in | (r0 + b_out) W_U] / H`` (each head's attention sums to one over the
+    slots, so the rows add that bias once); ``attention`` (M, N, slot, H); ``W_out W_U``.
+
+    The backward is written out: these are ~40 small tensors a step whose autograd graph (~150
+    nodes) cost more than the arithmetic at the quick scale's sizes (docs/speed.md)."""
+
+    @staticmethod
+    def forward(ctx, E, P, W_Q, W_K, W_V, W_O, W_in, b_in, W_out, b_out, W_U, cfg: ModelConfig, batch: "Batch"):
+        n, op, eq = cfg.n, cfg.n, cfg.n + 1
+        M, H, e = E.shape[0], cfg.n_heads, cfg.d_head
+        d, width = E.shape[-1], cfg.d_mlp + cfg.vocab
+        fixed = P.index_select(1, batch.slot_positions)  # (M, 4, d) in slot order: P0, P2, P1, P3
+        fixed[:, 2:] += E[:, op:eq + 1]
+        r0 = fixed[:, 3]
+        q = (r0.view(M, 1, d, 1) * W_Q).sum(2) / math.sqrt(e)  # (M, H, e)
+        kq = torch.bmm(W_K.reshape(M * H, d, e), q.view(M * H, e, 1)).view(M, H, d)  # a row's score on head h: row . kq[h]
+        rows = torch.cat([E[:, :n], fixed], 1)  # (M, n + 4, d)
+        keys_values = torch.cat([kq.transpose(1, 2), W_V.permute(0, 2, 1, 3).reshape(M, d, H * e)], -1)
+        scores_values = rows @ keys_values  # (M, n + 4, H + H e)
+        row_scores = scores_values[..., :H]
+        values = scores_values[..., H:].reshape(M, n + FIXED_SLOTS, H, e).transpose(1, 2)  # (M, H, n + 4, e)
+        X = torch.cat([W_in, W_U], -1)  # (M, d, width)
+        W_OX = (W_O.reshape(M, H * e, d) @ X).view(M, H, e, width)
+        tables = values @ W_OX  # (M, H, n + 4, width)
+        bias = torch.cat([torch.baddbmm(b_in.unsqueeze(1), r0.unsqueeze(1), W_in),
+                          (r0 + b_out).unsqueeze(1) @ W_U], -1)  # (M, 1, width)
+        fixed_rows = (tables[:, :, n:].transpose(1, 2) + (bias / H).unsqueeze(1)).reshape(M, FIXED_SLOTS * H, width)
+
+        N = batch.x.shape[1]
+        fixed_scores = row_scores[:, n:]  # (M, 4, H)
+        scores = fixed_scores.unsqueeze(1).expand(M, N, FIXED_SLOTS, H).clone()  # (M, N, slot, H)
+        scores[:, :, :2] += row_scores.reshape(-1, H).index_select(0, batch.score_rows).view(M, N, 2, H)
+        attention = scores.softmax(2)
+        ctx.save_for_backward(W_Q, W_K, W_O, W_in, W_out, b_out, W_U, r0, q, rows, keys_values, values, X, W_OX,
+                              attention)
+        ctx.cfg, ctx.batch = cfg, batch
+        return tables, fixed_rows, attention, W_out @ W_U
+
+    @staticmethod
+    def backward(ctx, d_tables, d_fixed_rows, d_attention, d_W_out_U):
+        W_Q, W_K, W_O, W_in, W_out, b_out, W_U, r0, q, rows, keys_values, values, X, W_OX, attention = ctx.saved_tensors
+        cfg, batch = ctx.cfg, ctx.batch
+        n, H, e, m, width = cfg.n, cfg.n_heads, cfg.d_head, cfg.d_mlp, cfg.d_mlp + cfg.vocab
+        M, d = r0.shape
+        # attention: softmax over the slots, then the scores' rows
+        d_scores = attention * (d_attention - (attention * d_attention).sum(2, keepdim=True))  # (M, N, slot, H)
+        d_row_scores = r0.new_zeros(M * (n + FIXED_SLOTS), H)
+        d_row_scores.index_add_(0, batch.score_rows, d_scores[:, :, :2].reshape(-1, H))
+        d_row_scores = d_row_scores.view(M, n + FIXED_SLOTS, H)
+        d_row_scores[:, n:] += d_scores.sum(1)
+
+        # the tables, and the bias the fixed rows carry
+        d_fixed_by_slot = d_fixed_rows.view(M, FIXED_SLOTS, H, width)
+        d_tables = d_tables.clone()
+        d_tables[:, :, n:] += d_fixed_by_slot.transpose(1, 2)
+        d_bias = d_fixed_by_slot.sum((1, 2)) / H  # (M, width)
+        d_W_OX = values.transpose(-1, -2) @ d_tables  # (M, H, e, width)
+        d_values = d_tables @ W_OX.transpose(-1, -2)  # (M, H, n + 4, e)
+        d_W_OX = d_W_OX.reshape(M, H * e, width)
+        d_X = W_O.reshape(M, H * e, d).transpose(1, 2) @ d_W_OX  # (M, d, width)
+        d_W_O = (d_W_OX @ X.transpose(1, 2)).view(W_O.shape)
+        d_b_in, d_bias_U = d_bias[:, :m], d_bias[:, m:]
+        d_b_out = (d_bias_U.unsqueeze(1) @ W_U.transpose(1, 2)).squeeze(1)  # (M, d)
+        d_r0 = torch.baddbmm(d_b_out.unsqueeze(1), d_b_in.unsqueeze(1), W_in.transpose(1, 2)).squeeze(1)
+        d_X[:, :, :m] += r0.unsqueeze(2) * d_b_in.unsqueeze(1)
+        d_X[:, :, m:] += (r0 + b_out).unsqueeze(2) * d_bias_U.unsqueeze(1) + W_out.transpose(1, 2) @ d_W_out_U
+        d_W_out = d_W_out_U @ W_U.transpose(1, 2)
+
+        # scores and values from the rows
+        d_scores_values = torch.cat([d_row_scores, d_values.transpose(1, 2).reshape(M, n + FIXED_SLOTS, H * e)], -1)
+        d_rows = d_scores_values @ keys_values.transpose(1, 2)  # (M, n + 4, d)
+        d_keys_values = rows.transpose(1, 2) @ d_scores_values  # (M, d, H + H e)
+        d_kq = d_keys_values[:, :, :H].transpose(1, 2)  # (M, H, d)
+        d_W_V = d_keys_values[:, :, H:].reshape(M, d, H, e).transpose(1, 2)
+        d_W_K = d_kq.unsqueeze(-1) * q.unsqueeze(2)  # kq[h] = W_K[h] q[h]
+        d_q = torch.bmm(d_kq.reshape(M * H, 1, d), W_K.reshape(M * H, d, e)).view(M, H, e) / math.sqrt(e)
+        d_W_Q = r0.view(M, 1, d, 1) * d_q.unsqueeze(2)  # q[h] = r0 W_Q[h] / sqrt(e)
+        d_r0 += (W_Q * d_q.unsqueeze(2)).sum((1, 3))
+
+        d_fixed = d_rows[:, n:]
+        d_fixed[:, 3] += d_r0
+        d_E = torch.cat([d_rows[:, :n], d_fixed[:, 2:]], 1)  # token rows, then E[op] and E[=] (slots 2, 3)
+        d_P = d_fixed.index_select(1, batch.slot_positions)  # slots hold P0, P2, P1, P3: the order is its own inverse
+        return (d_E, d_P, d_W_Q, d_W_K, d_W_V, d_W_O, d_X[:, :, :m], d_b_in, d_W_out, d_b_out, d_X[:, :, m:],
+                None, None)
+
+
+def _mix(params: dict[str, torch.Tensor], cfg: ModelConfig, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+    """Everything up to the MLP's ReLU: ``[pre-activations | direct logits]`` (M, N, d_mlp + vocab)
+    and ``W_out W_U``; the logits at the last position are ``direct logits + relu(pre) W_out W_U``
+    (:class:`_Tables`, :class:`_TableMix`)."""
+    tables, fixed_rows, attention, W_out_U = _Tables.apply(*(params[k] for k in PARAM_NAMES), cfg, batch)
+    return _TableMix.apply(attention, tables, fixed_rows, batch), W_out_U
 
 
 def _hidden_and_logits(mixed: torch.Tensor, W_out_U: torch.Tensor, d_mlp: int) -> tuple[torch.Tensor, torch.Tensor]:

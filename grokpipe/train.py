@@ -179,7 +179,8 @@ def train_step(params, opt: EnsembleAdamW, spec: ShardSpec, data: ShardData) -> 
     Members are independent, so the gradient of the sum of their losses is each member's own."""
     opt.zero_grad()
     for p in data.passes:
-        members = {k: v[p.members] for k, v in params.items()}
+        # one pass over every member takes the parameters whole: a slice would cost a copy in backward
+        members = params if len(data.passes) == 1 else {k: v[p.members] for k, v in params.items()}
         loss(members, spec.model, p.batch, p.labels, p.weight).backward()
     opt.step()
 
@@ -270,7 +271,7 @@ class TrainState:
     def checkpoint(self) -> dict:
         return {"identity": self.spec.identity, "spec": self.spec.to_json(), "step": self.step,
                 "numerics": NUMERICS_VERSION,
-                "params": {k: v.detach().cpu() for k, v in self.params.items()}, "optim": self.opt.state_dict(),
+                "params": {k: v.detach().cpu().clone() for k, v in self.params.items()}, "optim": self.opt.state_dict(),
                 "history": {k: torch.as_tensor(v) for k, v in self.history_arrays().items()},
                 "wall_seconds": self.wall}
 

@@ -19,14 +19,14 @@ from grokpipe.store import read_shard
 from grokpipe.tasks import train_indices
 from grokpipe.train import train_shard
 
-RECORDED_FOR_VERSION = 2
+RECORDED_FOR_VERSION = 3
 RAISE = "training numbers changed: raise NUMERICS_VERSION in grokpipe/spec.py and record the new values in this test"
 
 # (n_train, weight decay, seed) -> (train loss, test loss, parameter norm) after 150 full-batch steps
 RECORDED_FINAL = {
-    (60, 1.0, 0): (0.02435739620691827, 18.101567787526896, 14.462112074286146),
-    (60, 0.5, 1): (0.009478555999551408, 19.62080928132887, 15.42810456253275),
-    (90, 1.0, 2): (0.03879795076312555, 7.003117442397638, 15.691096194491346),
+    (60, 1.0, 0): (0.024362147675456542, 17.997402671198795, 14.461077215399698),
+    (60, 0.5, 1): (0.009478555527088458, 19.620805061074247, 15.428107202642664),
+    (90, 1.0, 2): (0.038797608645177756, 7.003126816569002, 15.691094586573183),
 }
 
 

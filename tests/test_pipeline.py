@@ -56,6 +56,7 @@ def test_the_whole_dag_produces_every_figure_and_claims_that_follow_from_the_met
     from grokpipe.claims import all_claims
     from grokpipe.figures import FIGURES
     from grokpipe.files import FORMATS, file_format
+    from grokpipe.spec import NUMERICS_VERSION
     from grokpipe.store import read_metrics
 
     for name in FIGURES:
@@ -69,7 +70,7 @@ def test_the_whole_dag_produces_every_figure_and_claims_that_follow_from_the_met
     assert {"P2 sub", "P3 sub"} <= {c["id"] for c in report["claims"]}
     assert report["provenance"]["trainers"] and not report["provenance"]["mixed"]
     runs = read_metrics(tiny_run / "results" / "metrics.h5")
-    assert all(r.provenance["numerics_version"] == 2 for r in runs)
+    assert all(r.provenance["numerics_version"] == NUMERICS_VERSION for r in runs)
 
 
 def test_the_adaptive_stage_runs_where_the_first_stage_turned(tiny_run):

@@ -13,7 +13,7 @@ import torch
 
 from grokpipe.errors import GrokpipeError
 from grokpipe.model import ModelConfig
-from grokpipe.spec import EvalSchedule, RunSpec, ShardSpec
+from grokpipe.spec import NUMERICS_VERSION, EvalSchedule, RunSpec, ShardSpec
 from grokpipe.store import read_shard
 from grokpipe.train import load_checkpoint, train_shard
 
@@ -235,7 +235,7 @@ def test_a_checkpoint_of_another_numerics_version_is_refused(tmp_path, monkeypat
 
     train_shard(_spec(10), tmp_path / "s.h5", tmp_path / "s.pt", threads=1, show_progress=False)
     monkeypatch.setattr(grokpipe.checkpoint, "NUMERICS_VERSION", 99)
-    with pytest.raises(GrokpipeError, match="numerics version 2 of the trainer, this is version 99"):
+    with pytest.raises(GrokpipeError, match=f"numerics version {NUMERICS_VERSION} of the trainer, this is version 99"):
         load_checkpoint(tmp_path / "s.pt")
 
 
@@ -252,7 +252,7 @@ def test_the_shard_file_records_provenance_and_wall_time(tmp_path):
     train_shard(_spec(30), tmp_path / "s.h5", tmp_path / "s.pt", threads=1, show_progress=False)
     read = read_shard(tmp_path / "s.h5")
     provenance = read.runs[0].provenance
-    assert provenance["numerics_version"] == 2 and provenance["threads"] == 1
+    assert provenance["numerics_version"] == NUMERICS_VERSION and provenance["threads"] == 1
     assert provenance["denormals_flushed"] in (True, False) and provenance["device_name"]
     assert set(provenance) >= {"grokpipe_version", "git_commit", "git_dirty", "torch_version", "numpy_version"}
     wall = read.runs[0].eval_wall
