@@ -1,5 +1,7 @@
 """The fast last-position ensemble model against the obvious all-positions implementation."""
 
+import math
+
 import pytest
 import torch
 
@@ -114,6 +116,39 @@ def test_tiny_losses_keep_their_precision_in_float32():
     logits = (mixed[..., d_mlp:] + torch.relu(mixed[..., :d_mlp]) @ W).float()  # the naive float32 way
     naive = -(logits.log_softmax(-1).gather(-1, labels.unsqueeze(-1)).squeeze(-1).double() * confident).sum().item()
     assert abs(naive - exact) > 0.5 * exact  # which this test would catch
+
+
+def test_classes_far_below_the_top_logit_keep_loss_and_gradients_exact():
+    """A grokked model puts most logits 90 to 800 below the top one, where float32's exp()
+    underflows and x86's exp() is ~60x slower; the head floors exp's argument just above
+    ln(smallest normal float). Loss and gradients must still be float64's: the floor's terms
+    (at most vocab x 1.2e-38 in a sum) may not show, and those classes' gradients stay below 1e-37."""
+    gen = torch.Generator().manual_seed(4)
+    d_mlp, vocab, N = 8, 13, 30
+    mixed = torch.zeros(1, N, d_mlp + vocab, dtype=torch.float64)
+    labels = torch.randint(0, vocab, (1, N), generator=gen)
+    gaps = -torch.linspace(10, 250, vocab, dtype=torch.float64)[torch.randperm(vocab, generator=gen)]
+    mixed[0, :, d_mlp:] = gaps  # every example: classes from 10 to 250 below ...
+    mixed[0, torch.arange(N), d_mlp + labels[0]] = 0.0  # ... its label, the top logit
+    mixed[0, :5, d_mlp + (labels[0, :5] + 1) % vocab] = 1.0  # five examples get a wrong class on top
+    W = torch.zeros(1, d_mlp, vocab, dtype=torch.float64)
+    weight = torch.ones(1, N, dtype=torch.float64)
+
+    def run(dtype):
+        m = mixed.to(dtype).detach().requires_grad_()
+        value = _Head.apply(m, W.to(dtype), labels, weight, d_mlp)
+        value.backward()
+        return value.item(), m.grad[..., d_mlp:].double()
+
+    exact, exact_grad = run(torch.float64)
+    value, grad = run(torch.float32)
+    assert abs(value - exact) <= 1e-6 * exact
+    shifted = mixed[..., d_mlp:] - mixed[..., d_mlp:].amax(-1, keepdim=True)
+    underflows = shifted < math.log(torch.finfo(torch.float32).tiny)
+    assert underflows.sum() > N * 3  # the case this test is about
+    assert (grad[underflows].abs() <= 1e-37).all()
+    kept = ~underflows
+    assert ((grad[kept] - exact_grad[kept]).abs() <= 1e-5 * exact_grad[kept].abs() + 1e-30).all()
 
 
 def test_initialisation_depends_only_on_the_seed():
