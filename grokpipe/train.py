@@ -269,6 +269,7 @@ class TrainState:
                 **{m: np.array(self.history[m], dtype=np.float64).reshape(-1, M) for m in self.metrics}}
 
     def checkpoint(self) -> dict:
+        """Everything to resume from; copies (the parameters are slices of the optimiser's buffer)."""
         return {"identity": self.spec.identity, "spec": self.spec.to_json(), "step": self.step,
                 "numerics": NUMERICS_VERSION,
                 "params": {k: v.detach().cpu().clone() for k, v in self.params.items()}, "optim": self.opt.state_dict(),
