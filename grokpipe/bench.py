@@ -11,6 +11,11 @@ flushed denormals, allocator). A case is
   most 1e-6, where runs spend most of their epochs and float32 values go subnormal);
 - D and an ensemble size.
 
+Besides cases, a pipeline checkpoint (``--checkpoint``): its shard's step as the trainer continues
+it, from the state where real runs spend their epochs (grokked models put most logits far below the
+top one, which neither the random nor the fitted state shows: docs/speed.md, item 6); grokpipe's
+side only.
+
 Reported: median steps/s of both, the speed-up, FLOPs per step (grokpipe.model.flops_per_example)
 and the share of the machine's float32 matmul rate measured in the same run; and a throughput fit
 (seconds per step = E / model_steps_per_s + E D / example_steps_per_s, per shape, fitted regime)
@@ -22,16 +27,18 @@ from __future__ import annotations
 import statistics
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 
+from .checkpoint import load_checkpoint
 from .errors import GrokpipeError
 from .model import ModelConfig, flops_per_example, init_params, loss, stack_params
 from .optim import EnsembleAdamW
 from .reference import reference_forward, tokens_for
 from .spec import RunSpec, ShardSpec
-from .train import ShardData, configure_cpu, pick_device, train_step
+from .train import ShardData, TrainState, configure_cpu, pick_device, train_step
 
 SHAPES = {"paper": (113, dict(d_model=128, n_heads=4, d_head=32, d_mlp=512)),
           "quick": (59, dict(d_model=64, n_heads=4, d_head=16, d_mlp=256))}
@@ -183,6 +190,24 @@ def _reference_step(case: Case, spec: ShardSpec, data: ShardData, device: torch.
     return step
 
 
+def _shape_name(spec: ShardSpec) -> str:
+    """``paper`` or ``quick`` when a shard has one of those shapes, else its modulus and widths."""
+    for name, (p, widths) in SHAPES.items():
+        if spec.p == p and spec.model == ModelConfig(n=p, **widths):
+            return name
+    m = spec.model
+    return f"p={spec.p} d={m.d_model} h={m.n_heads}x{m.d_head} mlp={m.d_mlp}"
+
+
+def _checkpoint_step(path: Path, device: torch.device, backend: str | None):
+    """A pipeline checkpoint's training step, as the trainer continues it."""
+    state = load_checkpoint(path)
+    spec = ShardSpec.from_json(state["spec"], f"--checkpoint {path}")
+    train_state = TrainState.restore(spec, state, device)
+    data = ShardData(spec, device, backend=backend)
+    return (lambda: train_step(train_state.params, train_state.opt, spec, data)), spec
+
+
 def fit_throughput(cases: list[dict]) -> dict | None:
     """Non-negative least squares of seconds per step = E / model_steps_per_s + E D / example_steps_per_s
     over the cases given (a term the data cannot see gets a rate of 1e12); None without two D."""
@@ -202,7 +227,7 @@ def fit_throughput(cases: list[dict]) -> dict | None:
 
 def run_bench(cases=DEFAULT_CASES, device: str = "cpu", threads: int = 2, min_seconds: float = 1.0,
               repeats: int = 5, reference_up_to: int = MAX_ENSEMBLE, flush_denormals: bool = True,
-              backend: str | None = None, fit_max_steps: int = FIT_MAX_STEPS) -> dict:
+              backend: str | None = None, fit_max_steps: int = FIT_MAX_STEPS, checkpoints=()) -> dict:
     """Time every case; the reference only for ensembles of at most ``reference_up_to`` models
     (it trains them one after another, which takes long for large ensembles on a GPU)."""
     flushed = configure_cpu(threads)  # the reference, in the same process, gets the same settings
@@ -233,6 +258,15 @@ def run_bench(cases=DEFAULT_CASES, device: str = "cpu", threads: int = 2, min_se
             row.update(reference_steps_per_s=ref, speedup=rates[0] / ref,
                        reference_flops_per_step=3 * flops["reference"] * case.D * case.ensemble)
         results.append(row)
+    for path in checkpoints:
+        step, spec = _checkpoint_step(Path(path), dev, backend)
+        (rate,) = _steps_per_second([step], dev, min_seconds, repeats)
+        examples = sum(r.n_train for r in spec.runs)
+        flops_step = 3 * flops_per_example(spec.model)["fast"] * examples
+        results.append({"shape": _shape_name(spec), "regime": "checkpoint", "checkpoint": str(path),
+                        "D": max(r.n_train for r in spec.runs), "ensemble": len(spec.runs), "steps_per_s": rate,
+                        "model_steps_per_s": rate * len(spec.runs), "flops_per_step": flops_step,
+                        "percent_of_matmul_rate": 100 * flops_step * rate / (peak * 1e9)})
     throughput = {shape: fit for shape in SHAPES
                   if (fit := fit_throughput([r for r in results if r["shape"] == shape and r["regime"] == "fitted"]))}
     from .provenance import cpu_model

@@ -174,6 +174,9 @@ def _add_bench(sub) -> None:
     p.add_argument("--case", nargs=4, action="append", metavar=("SHAPE", "REGIME", "D", "ENSEMBLE"),
                    help="a case: shape paper|quick, regime random|fitted, D, ensemble size; repeatable "
                         "(default: the standard cases)")
+    p.add_argument("--checkpoint", type=Path, action="append", default=[], metavar="PATH",
+                   help="also time a pipeline checkpoint's shard from its saved state (grokpipe's side only); "
+                        "repeatable; with no --case, only these")
     p.add_argument("--min-seconds", type=_positive_float, default=1.0, help="length of each timing")
     p.add_argument("--no-reference", action="store_true", help="time grokpipe's step only (e.g. large ensembles on a GPU)")
     p.add_argument("--keep-denormals", action="store_true", help="do not flush denormals (to measure what flushing is worth)")
@@ -188,9 +191,9 @@ def _cmd_bench(args) -> int:
 
     if args.json:
         check_output(args.json, "bench", "--json")
-    cases = [parse_case(*c) for c in args.case] if args.case else DEFAULT_CASES
+    cases = [parse_case(*c) for c in args.case] if args.case else () if args.checkpoint else DEFAULT_CASES
     report = run_bench(cases, args.device, args.threads, args.min_seconds, reference_up_to=0 if args.no_reference else MAX_ENSEMBLE,
-                       flush_denormals=not args.keep_denormals, backend=args.backend)
+                       flush_denormals=not args.keep_denormals, backend=args.backend, checkpoints=args.checkpoint)
     print_report(report)
     if args.json:
         write_json(args.json, "bench", report)

@@ -111,6 +111,8 @@ def cli_cases(d: Path) -> list[tuple[str, list[str], str]]:
         ("bench with an unknown shape", ["bench", "--case", "huge", "random", "10", "1"], "unknown shape"),
         ("bench --json over a user's file", ["bench", "--case", "quick", "random", "10", "1", "--json",
                                              str(d / "notes.txt")], "refusing to overwrite"),
+        ("bench --checkpoint of a missing file", ["bench", "--checkpoint", str(d / "missing.pt")], "does not exist"),
+        ("bench --checkpoint of a user's file", ["bench", "--checkpoint", str(d / "notes.txt")], "not a grokpipe checkpoint"),
         ("simulate with zero steps", ["simulate", "--steps", "0", "--json", str(d / "s.json")], "positive integer"),
         ("simulate --json a directory", ["simulate", "--json", str(d / "dir")], "is a directory"),
         ("simulate --json a user's file", ["simulate", "--json", str(d / "bad.json")], "refusing to overwrite"),

@@ -257,3 +257,16 @@ def test_the_shard_file_records_provenance_and_wall_time(tmp_path):
     assert set(provenance) >= {"grokpipe_version", "git_commit", "git_dirty", "torch_version", "numpy_version"}
     wall = read.runs[0].eval_wall
     assert wall[0] == 0 and np.all(np.diff(wall) >= 0) and wall[-1] > 0
+
+
+def test_the_bench_times_a_checkpoint_from_its_saved_state_without_touching_it(tmp_path):
+    """``grokpipe bench --checkpoint``: the shard's step from where real runs spend their epochs."""
+    from grokpipe.bench import run_bench
+
+    train_shard(_spec(40), tmp_path / "s.h5", tmp_path / "s.pt", threads=1, show_progress=False)
+    before = (tmp_path / "s.pt").read_bytes()
+    report = run_bench(cases=(), threads=1, min_seconds=0.05, repeats=1, checkpoints=[tmp_path / "s.pt"])
+    (row,) = report["cases"]
+    assert (row["regime"], row["D"], row["ensemble"], row["checkpoint"]) == ("checkpoint", 90, 3, str(tmp_path / "s.pt"))
+    assert row["steps_per_s"] > 0 and row["model_steps_per_s"] == 3 * row["steps_per_s"] and "speedup" not in row
+    assert (tmp_path / "s.pt").read_bytes() == before
