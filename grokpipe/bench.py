@@ -235,6 +235,7 @@ def run_bench(cases=DEFAULT_CASES, device: str = "cpu", threads: int = 2, min_se
         torch.set_flush_denormal(False)
         flushed = False
     dev = pick_device(device)
+    from_checkpoints = [(path, *_checkpoint_step(Path(path), dev, backend)) for path in checkpoints]  # bad ones fail first
     peak = matmul_gflops(dev)
     fitted = {}
     for shape, D in sorted({(c.shape, c.D) for c in cases if c.regime == "fitted"}):
@@ -258,8 +259,7 @@ def run_bench(cases=DEFAULT_CASES, device: str = "cpu", threads: int = 2, min_se
             row.update(reference_steps_per_s=ref, speedup=rates[0] / ref,
                        reference_flops_per_step=3 * flops["reference"] * case.D * case.ensemble)
         results.append(row)
-    for path in checkpoints:
-        step, spec = _checkpoint_step(Path(path), dev, backend)
+    for path, step, spec in from_checkpoints:
         (rate,) = _steps_per_second([step], dev, min_seconds, repeats)
         examples = sum(r.n_train for r in spec.runs)
         flops_step = 3 * flops_per_example(spec.model)["fast"] * examples

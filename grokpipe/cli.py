@@ -191,7 +191,7 @@ def _cmd_bench(args) -> int:
 
     if args.json:
         check_output(args.json, "bench", "--json")
-    cases = [parse_case(*c) for c in args.case] if args.case else () if args.checkpoint else DEFAULT_CASES
+    cases = [parse_case(*c) for c in args.case] if args.case else (() if args.checkpoint else DEFAULT_CASES)
     report = run_bench(cases, args.device, args.threads, args.min_seconds, reference_up_to=0 if args.no_reference else MAX_ENSEMBLE,
                        flush_denormals=not args.keep_denormals, backend=args.backend, checkpoints=args.checkpoint)
     print_report(report)
