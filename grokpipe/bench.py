@@ -119,10 +119,14 @@ def matmul_gflops(device: torch.device, size: int = 2048) -> float:
     return 2 * size**3 * rate / 1e9
 
 
-def _spec(shape: str, D: int, ensemble: int) -> ShardSpec:
+def _model(shape: str) -> ModelConfig:
     p, widths = SHAPES[shape]
+    return ModelConfig(n=p, **widths)
+
+
+def _spec(shape: str, D: int, ensemble: int) -> ShardSpec:
     run = RunSpec(n_train=D, weight_decay=FIT_WEIGHT_DECAY, seed=0, lr=FIT_LR)  # every member on the same data
-    return ShardSpec(task="add", p=p, model=ModelConfig(n=p, **widths), runs=(run,) * ensemble, steps=1)
+    return ShardSpec(task="add", p=SHAPES[shape][0], model=_model(shape), runs=(run,) * ensemble, steps=1)
 
 
 def fitted_member(shape: str, D: int, device: torch.device, max_steps: int = FIT_MAX_STEPS) -> tuple[dict, dict, int, float]:
@@ -192,8 +196,8 @@ def _reference_step(case: Case, spec: ShardSpec, data: ShardData, device: torch.
 
 def _shape_name(spec: ShardSpec) -> str:
     """``paper`` or ``quick`` when a shard has one of those shapes, else its modulus and widths."""
-    for name, (p, widths) in SHAPES.items():
-        if spec.p == p and spec.model == ModelConfig(n=p, **widths):
+    for name, (p, _) in SHAPES.items():
+        if spec.p == p and spec.model == _model(name):
             return name
     m = spec.model
     return f"p={spec.p} d={m.d_model} h={m.n_heads}x{m.d_head} mlp={m.d_mlp}"

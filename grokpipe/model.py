@@ -91,7 +91,7 @@ class Batch:
         # table row of (slot, head) for the x and y slots
         self.index = torch.cat([head + x.unsqueeze(-1), head + y.unsqueeze(-1)], -1) + member  # (M, N, 2H)
         # row of the x and y slots' tokens among the (M, n + 4) rows whose attention scores _Tables computes
-        self.score_rows = (torch.stack([x, y], -1) + member.view(M, 1, 1) // H).reshape(-1)
+        self.score_rows = (torch.stack([x, y], -1) + member // H).reshape(-1)
         self.slot_positions = torch.tensor([0, 2, 1, 3], device=x.device)  # the position each slot reads
 
     @functools.cached_property

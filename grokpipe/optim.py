@@ -81,7 +81,7 @@ class EnsembleAdamW:
         """Moments per parameter (the checkpoint's format), copies independent of the buffers."""
         return {
             "step_count": self.step_count,
-            **{moment: {name: self._view(buffer, name).cpu().clone() for name in self._slices}
+            **{moment: {name: self._view(buffer, name).to("cpu", copy=True) for name in self._slices}
                for moment, buffer in (("exp_avg", self.exp_avg), ("exp_avg_sq", self.exp_avg_sq))},
         }
 

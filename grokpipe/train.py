@@ -272,7 +272,7 @@ class TrainState:
         """Everything to resume from; copies (the parameters are slices of the optimiser's buffer)."""
         return {"identity": self.spec.identity, "spec": self.spec.to_json(), "step": self.step,
                 "numerics": NUMERICS_VERSION,
-                "params": {k: v.detach().cpu().clone() for k, v in self.params.items()}, "optim": self.opt.state_dict(),
+                "params": {k: v.detach().to("cpu", copy=True) for k, v in self.params.items()}, "optim": self.opt.state_dict(),
                 "history": {k: torch.as_tensor(v) for k, v in self.history_arrays().items()},
                 "wall_seconds": self.wall}
 
