@@ -3,7 +3,14 @@
 import numpy as np
 import pytest
 
-from grokpipe.analysis import crossing_point, efficiency, semigrok_band, semigrok_status, transitions
+from grokpipe.analysis import (
+    crossing_point,
+    efficiency,
+    efficiency_triples,
+    semigrok_band,
+    semigrok_status,
+    transitions,
+)
 from grokpipe.claims import claim_p2, claim_p3, claim_p4, claims_markdown
 from grokpipe.convergence import CRITERION, converged
 from grokpipe.provenance import provenance_summary
@@ -108,6 +115,13 @@ def test_efficiency_slope_recovers_the_dependence_on_d():
         runs.append(_run(d, 1.0, i, [0.0] * 5, train_logit=np.full(5, float(logit)), param_norm=np.full(5, norm)))
     fit = efficiency(runs)
     assert fit.slope_D == pytest.approx(0.2, abs=0.02) and fit.slope_logit == pytest.approx(0.5, abs=0.05)
+
+
+def test_an_efficiency_triple_is_one_state_of_the_run_even_when_it_jumps_at_the_end():
+    logit = np.array([300.0] * (EVALS - 1) + [100.0])
+    norm = np.array([29.0] * (EVALS - 1) + [25.0])
+    run = _run(1000, 2.0, 0, [1.0] * EVALS, train_logit=logit, param_norm=norm)
+    np.testing.assert_array_equal(efficiency_triples([run]), [[100.0, 25.0, 1000.0]])
 
 
 def test_the_claims_report_names_its_trainer_and_warns_when_versions_mix():
