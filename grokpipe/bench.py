@@ -212,6 +212,14 @@ def _checkpoint_step(path: Path, device: torch.device, backend: str | None):
     return (lambda: train_step(train_state.params, train_state.opt, spec, data)), spec
 
 
+def _rates(spec: ShardSpec, steps_per_s: float, peak_gflops: float) -> dict:
+    """A timed shard's rates: steps and model-steps per second, grokpipe's FLOPs per step (forward
+    and backward over every member's examples) and their share of the measured matmul rate."""
+    flops_step = 3 * flops_per_example(spec.model)["fast"] * sum(r.n_train for r in spec.runs)
+    return {"steps_per_s": steps_per_s, "model_steps_per_s": steps_per_s * len(spec.runs), "flops_per_step": flops_step,
+            "percent_of_matmul_rate": 100 * flops_step * steps_per_s / (peak_gflops * 1e9)}
+
+
 def fit_throughput(cases: list[dict]) -> dict | None:
     """Non-negative least squares of seconds per step = E / model_steps_per_s + E D / example_steps_per_s
     over the cases given (a term the data cannot see gets a rate of 1e12); None without two D."""
@@ -250,27 +258,20 @@ def run_bench(cases=DEFAULT_CASES, device: str = "cpu", threads: int = 2, min_se
         reference = case.ensemble <= reference_up_to
         steps = [fast] + ([_reference_step(case, spec, data, dev, fitted)] if reference else [])
         rates = _steps_per_second(steps, dev, min_seconds, repeats)
-        flops = flops_per_example(spec.model)
-        flops_step = 3 * flops["fast"] * case.D * case.ensemble
         row = {"shape": case.shape, "regime": case.regime, "D": case.D, "ensemble": case.ensemble,
-               "steps_per_s": rates[0], "model_steps_per_s": rates[0] * case.ensemble, "flops_per_step": flops_step,
-               "percent_of_matmul_rate": 100 * flops_step * rates[0] / (peak * 1e9)}
+               **_rates(spec, rates[0], peak)}
         if case.regime == "fitted":
             _, _, fit_steps, fit_loss = fitted[(case.shape, case.D)]
             row.update(fitted_after_steps=fit_steps, fitted_train_loss=fit_loss)
         if reference:
             ref = rates[1] / case.ensemble  # the reference trains the members one after another
             row.update(reference_steps_per_s=ref, speedup=rates[0] / ref,
-                       reference_flops_per_step=3 * flops["reference"] * case.D * case.ensemble)
+                       reference_flops_per_step=3 * flops_per_example(spec.model)["reference"] * case.D * case.ensemble)
         results.append(row)
     for path, step, spec in from_checkpoints:
         (rate,) = _steps_per_second([step], dev, min_seconds, repeats)
-        examples = sum(r.n_train for r in spec.runs)
-        flops_step = 3 * flops_per_example(spec.model)["fast"] * examples
         results.append({"shape": _shape_name(spec), "regime": "checkpoint", "checkpoint": str(path),
-                        "D": max(r.n_train for r in spec.runs), "ensemble": len(spec.runs), "steps_per_s": rate,
-                        "model_steps_per_s": rate * len(spec.runs), "flops_per_step": flops_step,
-                        "percent_of_matmul_rate": 100 * flops_step * rate / (peak * 1e9)})
+                        "D": max(r.n_train for r in spec.runs), "ensemble": len(spec.runs), **_rates(spec, rate, peak)})
     throughput = {shape: fit for shape in SHAPES
                   if (fit := fit_throughput([r for r in results if r["shape"] == shape and r["regime"] == "fitted"]))}
     from .provenance import cpu_model

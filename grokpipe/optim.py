@@ -38,15 +38,16 @@ class EnsembleAdamW:
             start += p[0].numel()
             params[name] = self._view(self.flat, name).detach().requires_grad_(p.requires_grad)
         self.params = params
-        self.lr = torch.as_tensor(lr, dtype=torch.float64).to(first.device)
-        self.weight_decay = torch.as_tensor(weight_decay, dtype=torch.float64).to(first.device)
         self.betas = betas
         self.eps = eps
         self.step_count = 0
         self.exp_avg = torch.zeros_like(self.flat)
         self.exp_avg_sq = torch.zeros_like(self.flat)
+        # the fused kernel takes one lr and weight decay per call: members grouped by theirs
         self._groups: dict[tuple[float, float], list[int]] = {}
-        for member, hyper in enumerate(zip(self.lr.tolist(), self.weight_decay.tolist())):
+        hypers = zip(torch.as_tensor(lr, dtype=torch.float64).tolist(),
+                     torch.as_tensor(weight_decay, dtype=torch.float64).tolist())
+        for member, hyper in enumerate(hypers):
             self._groups.setdefault(hyper, []).append(member)
 
     def _view(self, buffer: torch.Tensor, name: str) -> torch.Tensor:
