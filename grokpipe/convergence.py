@@ -1,6 +1,6 @@
 """When a run has converged: its accuracy and log parameter norm have stopped drifting.
 
-One criterion, used by the trainer (a shard may stop once every run has converged) and by claims
+One criterion, used by the trainer (a run may stop once it has converged) and by claims
 and figures (which use converged runs and say how many were not). It is computed from the stored
 curves whenever it is needed, not stored as a flag, so it cannot go stale when the criterion
 changes. Numpy only.

@@ -61,14 +61,20 @@ class EnsembleAdamW:
                           for p in self.params.values()], 1)
 
     @torch.no_grad()
-    def step(self) -> None:
+    def step(self, members: tuple[int, ...] | None = None) -> None:
         """torch's fused AdamW kernel (what ``torch.optim.AdamW(fused=True)`` runs: one pass over
-        memory instead of one per stage), on each group of members sharing an lr and weight decay."""
+        memory instead of one per stage), on each group of members sharing an lr and weight decay.
+
+        Only ``members`` (every member by default) are updated: a member left out keeps its
+        parameters and moments exactly (weight decay would shrink it even with a zero gradient)."""
         self.step_count += 1
         grad = self._gradient()
         step = torch.tensor(float(self.step_count), device=self.flat.device)
         beta1, beta2 = self.betas
-        for (lr, weight_decay), rows in self._groups.items():
+        for (lr, weight_decay), group in self._groups.items():
+            rows = group if members is None else [i for i in group if i in members]
+            if not rows:
+                continue
             torch._fused_adamw_([self.flat[i] for i in rows], [grad[i] for i in rows],
                                 [self.exp_avg[i] for i in rows], [self.exp_avg_sq[i] for i in rows], [],
                                 [step] * len(rows), lr=lr, beta1=beta1, beta2=beta2, weight_decay=weight_decay,

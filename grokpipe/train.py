@@ -115,7 +115,7 @@ def init_from_checkpoint(spec: ShardSpec, path: Path) -> tuple[list[dict], dict,
 class Pass:
     """Members trained together in one forward and backward pass, with their (padded) training sets."""
 
-    members: slice
+    members: slice | torch.Tensor | None  # None: the whole ensemble; else the rows of its parameters
     batch: Batch
     labels: torch.Tensor  # (members, d_max) the labels each member trains on
     weight: torch.Tensor  # (members, d_max) float64: 1 / n_train, 0 on padding rows
@@ -140,7 +140,8 @@ def member_passes(n_train: list[int], device: torch.device, single_pass: bool | 
 
 
 class ShardData:
-    """Tensors for one shard: every example, and each pass's members' padded training sets."""
+    """Tensors for one shard: every example, and the passes that train its members (each pass's
+    members' training sets, padded to the pass's largest)."""
 
     def __init__(self, spec: ShardSpec, device: torch.device, single_pass: bool | None = None,
                  backend: str | None = None):
@@ -152,74 +153,108 @@ class ShardData:
         self.true_labels = torch.as_tensor(ds.label, device=device)
         labels = torch.empty(M, n_ex, dtype=torch.long)  # the labels each member trains on, every example
         mask = torch.zeros(M, n_ex, dtype=torch.bool)
-        chosen = []
+        self._chosen = []
         for i, run in enumerate(spec.runs):
             # in dataset order (x-major), so consecutive examples share x's table rows: ~5% faster
-            chosen.append(torch.as_tensor(np.sort(train_indices(spec.task, spec.p, run.seed, run.n_train))))
+            self._chosen.append(torch.as_tensor(np.sort(train_indices(spec.task, spec.p, run.seed, run.n_train))))
             labels[i] = torch.as_tensor(random_labels(spec.task, spec.p, run.seed) if run.random_labels else ds.label)
-            mask[i, chosen[i]] = True
+            mask[i, self._chosen[i]] = True
         self.train_labels_all, self.train_mask = labels.to(device), mask.to(device)
-        self.passes = []
-        for members in member_passes([r.n_train for r in spec.runs], device, single_pass):
-            ids = range(M)[members]
-            d_max = max(spec.runs[i].n_train for i in ids)
-            idx = torch.zeros(len(ids), d_max, dtype=torch.long)
-            weight = torch.zeros(len(ids), d_max, dtype=torch.float64)
-            for row, i in enumerate(ids):
-                idx[row, : len(chosen[i])] = chosen[i]
-                weight[row, : len(chosen[i])] = 1.0 / len(chosen[i])  # padding rows weigh nothing
-            idx = idx.to(device)
-            batch = Batch(spec.model, self.x_all[idx], self.y_all[idx], backend)
-            self.passes.append(Pass(members, batch, self.train_labels_all[members].gather(1, idx), weight.to(device)))
+        self._model, self._device, self._backend = spec.model, device, backend
+        self.members = tuple(range(M))
+        self._groups = [self.members[group] for group in member_passes([r.n_train for r in spec.runs], device, single_pass)]
+        self._passes: dict[tuple[int, ...], list[Pass]] = {}
+        self.passes = self.passes_for(self.members)
+
+    def passes_for(self, members: tuple[int, ...]) -> list[Pass]:
+        """The passes that train ``members`` (the rest of the ensemble sits still), made once.
+
+        Each is one of the whole ensemble's passes without the members left out, padded as before:
+        a member's numbers then do not depend on which of its shard-mates still train (the
+        padding's length changes the rounding of sums over examples)."""
+        if members not in self._passes:
+            self._passes[members] = [self._pass([i for i in group if i in members], max(len(self._chosen[i]) for i in group))
+                                     for group in self._groups if any(i in members for i in group)]
+        return self._passes[members]
+
+    def _pass(self, ids: list[int], d_max: int) -> Pass:
+        if ids == list(self.members):
+            rows = None  # the parameters whole: a slice or an index would cost a copy in backward
+        elif ids == list(range(ids[0], ids[-1] + 1)):
+            rows = slice(ids[0], ids[-1] + 1)
+        else:
+            rows = torch.as_tensor(ids, device=self._device)
+        idx = torch.zeros(len(ids), d_max, dtype=torch.long)
+        weight = torch.zeros(len(ids), d_max, dtype=torch.float64)
+        for row, i in enumerate(ids):
+            idx[row, : len(self._chosen[i])] = self._chosen[i]
+            weight[row, : len(self._chosen[i])] = 1.0 / len(self._chosen[i])  # padding rows weigh nothing
+        idx = idx.to(self._device)
+        batch = Batch(self._model, self.x_all[idx], self.y_all[idx], self._backend)
+        labels = self.train_labels_all[rows if rows is not None else slice(None)].gather(1, idx)
+        return Pass(rows, batch, labels, weight.to(self._device))
 
 
-def train_step(params, opt: EnsembleAdamW, spec: ShardSpec, data: ShardData) -> None:
-    """One full-batch AdamW step for every member (gradients accumulate pass by pass).
+def train_step(params, opt: EnsembleAdamW, spec: ShardSpec, data: ShardData,
+               members: tuple[int, ...] | None = None) -> None:
+    """One full-batch AdamW step for ``members`` (every member by default; the others keep their
+    parameters and moments). Gradients accumulate pass by pass.
 
     Members are independent, so the gradient of the sum of their losses is each member's own."""
     opt.zero_grad()
-    for p in data.passes:
-        # one pass over every member takes the parameters whole: a slice would cost a copy in backward
-        members = params if len(data.passes) == 1 else {k: v[p.members] for k, v in params.items()}
-        loss(members, spec.model, p.batch, p.labels, p.weight).backward()
-    opt.step()
+    for p in data.passes_for(data.members if members is None else members):
+        rows = params if p.members is None else {k: v[p.members] for k, v in params.items()}
+        loss(rows, spec.model, p.batch, p.labels, p.weight).backward()
+    opt.step(members)
 
 
 @torch.no_grad()
-def evaluate(params, spec: ShardSpec, data: ShardData) -> dict[str, np.ndarray]:
-    """Train/test loss and accuracy, parameter norm (and circuit logits) for every member."""
+def evaluate(params, spec: ShardSpec, data: ShardData, members: tuple[int, ...] | None = None) -> dict[str, np.ndarray]:
+    """Train/test loss and accuracy, parameter norm (and circuit logits) for ``members`` (every
+    member by default); the others' values are NaN (runs that stopped)."""
     M = len(spec.runs)
+    chosen = list(range(M) if members is None else members)
+    labels_all, train_mask = data.train_labels_all, data.train_mask
+    if len(chosen) < M:
+        rows = torch.as_tensor(chosen, device=data.x_all.device)
+        params = {k: v[rows] for k, v in params.items()}
+        labels_all, train_mask = labels_all[rows], train_mask[rows]
+    m = len(chosen)
     n_ex = data.dataset.n_examples
-    logits = torch.empty(M, n_ex, spec.model.vocab, dtype=torch.float32, device=data.x_all.device)
+    logits = torch.empty(m, n_ex, spec.model.vocab, dtype=torch.float32, device=data.x_all.device)
     for start in range(0, n_ex, EVAL_CHUNK):
         sl = slice(start, start + EVAL_CHUNK)
-        xs, ys = data.x_all[sl].expand(M, -1), data.y_all[sl].expand(M, -1)
+        xs, ys = data.x_all[sl].expand(m, -1), data.y_all[sl].expand(m, -1)
         logits[:, sl] = forward(params, spec.model, Batch(spec.model, xs, ys))
     logp = logits.double().log_softmax(-1)
     # train metrics use the labels the member trained on; test metrics the true labels
-    nll_train = -logp.gather(2, data.train_labels_all.unsqueeze(-1)).squeeze(-1)
-    nll_test = -logp.gather(2, data.true_labels.expand(M, -1).unsqueeze(-1)).squeeze(-1)
+    nll_train = -logp.gather(2, labels_all.unsqueeze(-1)).squeeze(-1)
+    nll_test = -logp.gather(2, data.true_labels.expand(m, -1).unsqueeze(-1)).squeeze(-1)
     # correct logit minus the mean logit (softmax ignores a shared offset): Fig 3's "correct logit"
     centred = logits.double() - logits.double().mean(-1, keepdim=True)
-    correct_train = centred.gather(2, data.train_labels_all.unsqueeze(-1)).squeeze(-1)
+    correct_train = centred.gather(2, labels_all.unsqueeze(-1)).squeeze(-1)
     pred = logits.argmax(-1)
-    right_train = (pred == data.train_labels_all).double()
+    right_train = (pred == labels_all).double()
     right_test = (pred == data.true_labels).double()
-    train, test = data.train_mask.double(), (~data.train_mask).double()
+    train, test = train_mask.double(), (~train_mask).double()
 
     def mean(values, mask):
         count = mask.sum(1)
         return torch.where(count > 0, (values * mask).sum(1) / count.clamp(min=1), torch.nan)
 
-    out = {
+    values = {
         "train_loss": mean(nll_train, train), "test_loss": mean(nll_test, test),
         "train_acc": mean(right_train, train), "test_acc": mean(right_test, test),
         "param_norm": param_norm(params), "train_logit": mean(correct_train, train),
     }
-    out = {k: v.cpu().numpy() for k, v in out.items()}
+    values = {k: v.cpu().numpy() for k, v in values.items()}
     if spec.circuits:
-        out.update(circuit_metrics(spec.task, spec.p, logits.cpu().numpy(), data.dataset.label,
-                                   data.train_mask.cpu().numpy()))
+        values.update(circuit_metrics(spec.task, spec.p, logits.cpu().numpy(), data.dataset.label,
+                                      train_mask.cpu().numpy()))
+    out = {}
+    for k, v in values.items():
+        out[k] = np.full(M, np.nan)
+        out[k][chosen] = v
     return out
 
 
@@ -245,6 +280,7 @@ class TrainState:
         self.opt = EnsembleAdamW(params, [r.lr for r in runs], [r.weight_decay for r in runs], spec.betas)
         if optim_state is not None:
             self.opt.load_state_dict(optim_state)
+        self.training = tuple(i for i in range(len(runs)) if not self._has_stopped(i))
 
     @classmethod
     def start(cls, spec: ShardSpec, device: torch.device, members: list[dict] | None = None,
@@ -283,25 +319,48 @@ class TrainState:
         return not done and (self.spec.schedule.is_eval_step(self.step) or self.step == self.spec.steps)
 
     def advance(self, data: ShardData) -> None:
-        """One training step; the wall clock counts everything since the last step (evaluations too)."""
-        train_step(self.params, self.opt, self.spec, data)
+        """One training step of the runs still training; the wall clock counts everything since the
+        last step (evaluations too)."""
+        train_step(self.params, self.opt, self.spec, data, self.training)
         self.step += 1
         now = time.monotonic()
         self.wall, self._clock = self.wall + now - self._clock, now
 
     def latest(self) -> dict[str, np.ndarray]:
+        """The last evaluation's row (NaN for runs that had stopped before it)."""
         return {m: self.history[m][-1] for m in self.metrics}
 
-    def record(self, values: dict[str, np.ndarray]) -> None:
+    def final(self) -> dict[str, np.ndarray]:
+        """Each run's values at its own last evaluation."""
+        arrays = self.history_arrays()
+        evaluated = ~np.all([np.isnan(arrays[m]) for m in self.metrics], axis=0)  # (E, M)
+        last = np.array([np.flatnonzero(column)[-1] if column.any() else 0 for column in evaluated.T], dtype=int)
+        return {m: arrays[m][last, np.arange(len(last))] for m in self.metrics}
+
+    def record_evaluation(self, data: ShardData) -> None:
+        """Evaluate the runs still training and record it; with ``stop_when_converged``, a run stops
+        once it has converged (its later evaluations are NaN: the shard file's mark of a run that
+        stopped, which readers trim)."""
+        values = evaluate(self.params, self.spec, data, self.training)
         self.history["eval_step"].append(self.step)
         self.history["eval_wall"].append(self.wall)
         for m in self.metrics:
             self.history[m].append(values[m])
+        self.training = tuple(i for i in self.training if not self._has_stopped(i))
 
-    def all_converged(self) -> bool:
-        arrays = self.history_arrays()
-        return all(run_converged(arrays["eval_step"], {m: arrays[m][:, i] for m in self.metrics}, r.lr * r.weight_decay)
-                   for i, r in enumerate(self.spec.runs))
+    def _has_stopped(self, member: int) -> bool:
+        """Whether a run trains no more: it has not been evaluated at the last evaluation (it
+        stopped before), or, with ``stop_when_converged``, it has converged by then."""
+        if not self.history["eval_step"]:
+            return False
+        last = {m: self.history[m][-1][member] for m in self.metrics}
+        if all(np.isnan(v) for v in last.values()):
+            return True
+        if not self.spec.stop_when_converged:
+            return False
+        run = self.spec.runs[member]
+        curves = {m: np.array([values[member] for values in self.history[m]], dtype=np.float64) for m in self.metrics}
+        return run_converged(np.array(self.history["eval_step"]), curves, run.lr * run.weight_decay)
 
 
 # ---------------------------------------------------------------- progress
@@ -349,8 +408,9 @@ class Progress:
 
 
 def _accuracy_note(history: dict) -> str:
+    """Mean accuracies of the runs evaluated last (runs that stopped are NaN there)."""
     train, test = history["train_acc"][-1], history["test_acc"][-1]
-    note = f"train acc {train.mean():.2f}"
+    note = f"train acc {np.nanmean(train):.2f}"
     return note + (f" test acc {np.nanmean(test):.2f}" if np.isfinite(test).any() else "")
 
 
@@ -428,10 +488,10 @@ def train_shard(spec: ShardSpec, out: Path, checkpoint: Path, init_from: Path | 
         with _StopRequest() as stop:
             while True:
                 if state.due_for_evaluation():
-                    state.record(evaluate(state.params, spec, data))
+                    state.record_evaluation(data)
                     writer.append(state.step, state.latest(), spec.steps, state.wall)
                     progress.update(state.step, _accuracy_note(state.history))
-                    if spec.stop_when_converged and state.all_converged():
+                    if not state.training:  # every run has converged
                         break
                 if state.step >= spec.steps:
                     break
@@ -448,5 +508,5 @@ def train_shard(spec: ShardSpec, out: Path, checkpoint: Path, init_from: Path | 
     finally:
         progress.close()
         writer.close()
-    return state.latest()
+    return state.final()
 

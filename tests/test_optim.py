@@ -52,3 +52,19 @@ def test_state_round_trip_continues_identically():
             opt_b = EnsembleAdamW(b, [1e-2, 1e-3], [1.0, 0.5], (0.9, 0.98))
             opt_b.load_state_dict(saved)
     assert torch.equal(a["w"], b["w"])
+
+
+def test_members_left_out_of_a_step_keep_their_parameters_and_moments():
+    """A run that stopped sits still: weight decay would shrink it even with a zero gradient."""
+    gen = torch.Generator().manual_seed(2)
+    params = {"w": torch.randn(3, 5, generator=gen).requires_grad_()}
+    opt = EnsembleAdamW(params, [1e-2] * 3, [1.0] * 3, betas=(0.9, 0.98))
+    for members in (None, (0, 2), (0, 2)):
+        before = params["w"].detach().clone(), opt.exp_avg.clone(), opt.exp_avg_sq.clone()
+        opt.zero_grad()
+        params["w"].pow(2).sum().backward()
+        opt.step(members)
+        moved = [not torch.equal(params["w"][i], before[0][i]) for i in range(3)]
+        assert moved == [True, members is None, True]
+        assert torch.equal(opt.exp_avg[1], before[1][1]) == (members is not None)
+        assert torch.equal(opt.exp_avg_sq[1], before[2][1]) == (members is not None)

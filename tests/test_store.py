@@ -62,6 +62,23 @@ def test_an_incremental_read_of_a_growing_file_equals_a_full_read(tmp_path):
         assert all(np.array_equal(a.curves[m], b.curves[m]) for m in a.curves)
 
 
+def test_a_run_that_stopped_ends_at_its_own_last_evaluation_in_full_and_incremental_reads(tmp_path):
+    path = tmp_path / "s.h5"
+    writer = write_shard(path, "ungrok", [(1000, 1.0, 0), (900, 1.0, 1)], evals=5, done=False)
+    first = read_shard(path)
+    for step in (500, 600, 700):  # the second run stopped (converged) at the shard's fifth evaluation
+        writer.append(step, {m: np.array([step / 1e3, np.nan]) for m in writer.metrics}, 1000, step / 100)
+    later, full = read_shard(path, previous=first), read_shard(path)
+    writer.close()
+    for read in (later, full):
+        going, stopped = read.runs
+        assert len(going.eval_step) == 8 and going.curves["test_acc"][-1] == 0.7
+        assert np.array_equal(stopped.eval_step, first.runs[1].eval_step)
+        assert all(np.array_equal(stopped.curves[m], first.runs[1].curves[m]) for m in stopped.curves)
+    aggregate([path], tmp_path / "metrics.h5")
+    assert sorted(len(r.eval_step) for r in read_metrics(tmp_path / "metrics.h5")) == [5, 8]
+
+
 def test_the_scanner_reopens_only_files_that_changed_and_live_ones_nobody_plots_less_often(tmp_path):
     from grokpipe.monitor import BACKGROUND_SECONDS
 

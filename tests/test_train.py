@@ -1,5 +1,6 @@
 """Training a shard: it learns, it resumes to the same numbers, it refuses what is not its own."""
 
+import dataclasses
 import os
 import signal
 import subprocess
@@ -222,6 +223,48 @@ def test_a_shard_that_wants_convergence_stops_once_every_run_has_converged(tmp_p
 
     assert run_converged(run.eval_step, run.curves, 1e-2 * 1.0)
     assert not run_converged(run.eval_step[:-20], {k: v[:-20] for k, v in run.curves.items()}, 1e-2 * 1.0)
+
+
+def _stopping_spec(steps):
+    """Runs that converge at different times: the D = 121 run at lr x wd = 1e-2 long before the others."""
+    runs = (RunSpec(121, 1.0, 0, 1e-2), RunSpec(60, 0.3, 1, 3e-3), RunSpec(90, 0.1, 2, 3e-3))
+    return ShardSpec("add", 11, ModelConfig(11, 16, 2, 8, 32), runs, steps, schedule=EvalSchedule(every=20, per_decade=0),
+                     checkpoint_every=100, stop_when_converged=True)
+
+
+def test_a_run_that_has_converged_stops_while_its_shard_mates_train_on(tmp_path):
+    from grokpipe.convergence import run_converged
+
+    train_shard(_stopping_spec(1500), tmp_path / "s.h5", tmp_path / "s.pt", threads=1, show_progress=False)
+    keep_going = dataclasses.replace(_stopping_spec(1500), stop_when_converged=False)
+    train_shard(keep_going, tmp_path / "all.h5", tmp_path / "all.pt", threads=1, show_progress=False)
+    stopping, all_along = read_shard(tmp_path / "s.h5").runs, read_shard(tmp_path / "all.h5").runs
+    early = stopping[0]
+    # the run's record ends at the evaluation where it first counted as converged
+    assert early.eval_step[-1] < 1000 and len(all_along[0].eval_step) == 76
+    assert run_converged(early.eval_step, early.curves, 1e-2)
+    assert not run_converged(early.eval_step[:-1], {k: v[:-1] for k, v in early.curves.items()}, 1e-2)
+    # every run's numbers are the same as in a shard where no run stops, digit for digit
+    for run, reference in zip(stopping, all_along):
+        n = len(run.eval_step)
+        assert np.array_equal(run.eval_step, reference.eval_step[:n])
+        for m in run.curves:
+            assert np.array_equal(run.curves[m], reference.curves[m][:n], equal_nan=True), (run.run_id, m)
+    assert len(stopping[1].eval_step) > len(early.eval_step)
+    # and its parameters stayed where it stopped
+    final = load_checkpoint(tmp_path / "s.pt")["params"]
+    assert np.isclose(float(sum(v[0].double().pow(2).sum() for v in final.values())) ** 0.5,
+                      early.curves["param_norm"][-1], rtol=1e-12)
+
+
+def test_a_shard_with_a_stopped_run_resumes_to_the_same_numbers(tmp_path):
+    train_shard(_stopping_spec(1200), tmp_path / "a.h5", tmp_path / "a.pt", threads=1, show_progress=False)
+    train_shard(_stopping_spec(700), tmp_path / "b.h5", tmp_path / "b.pt", threads=1, show_progress=False)
+    assert len(read_shard(tmp_path / "b.h5").runs[0].eval_step) < 35  # the first run stopped before step 700
+    train_shard(_stopping_spec(1200), tmp_path / "b.h5", tmp_path / "b.pt", threads=1, show_progress=False)
+    _assert_same_curves(_curves(tmp_path / "a.h5"), _curves(tmp_path / "b.h5"))
+    a, b = load_checkpoint(tmp_path / "a.pt"), load_checkpoint(tmp_path / "b.pt")
+    assert all(torch.equal(a["params"][k], b["params"][k]) for k in a["params"])
 
 
 def test_a_checkpoint_beyond_the_steps_asked_for_is_refused(tmp_path):
