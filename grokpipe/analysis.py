@@ -117,6 +117,7 @@ class Efficiency:
     covariance: list  # of (intercept, slope_logit, slope_D)
     residual_sd: float
     bucket_slopes: list  # per geometric logit bucket: d log(norm) / d log(D)
+    norm_range: list  # smallest and largest parameter norm of the runs fitted: how far the fit reaches
 
     def log_norm(self, logit, n_train) -> np.ndarray:
         return self.intercept + self.slope_logit * np.log(logit) + self.slope_D * np.log(n_train)
@@ -155,7 +156,7 @@ def fit_efficiency(t: np.ndarray) -> Efficiency | None:
         if len(np.unique(inside[:, 2])) >= 2:
             slopes.append(float(np.polyfit(np.log(inside[:, 2]), np.log(inside[:, 1]), 1)[0]))
     return Efficiency(len(t), float(coef[0]), float(coef[2]), float(np.sqrt(cov[2, 2])), float(coef[1]),
-                      cov.tolist(), float(np.sqrt(variance)), slopes)
+                      cov.tolist(), float(np.sqrt(variance)), slopes, [float(t[:, 1].min()), float(t[:, 1].max())])
 
 
 def efficiency(runs: list[Run]) -> Efficiency | None:

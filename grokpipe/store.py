@@ -359,13 +359,13 @@ def read_shard(path: Path, with_curves: bool = True, previous: ShardRead | None 
                 steps, wall = np.concatenate([old.eval_step, steps]), np.concatenate([old.eval_wall, wall])
                 curves = {m: np.concatenate([old.curves[m], c]) for m, c in curves.items()}
             hparams = {**hparams, "experiment": attrs.get("experiment", ""), "shard": path.stem}
-            evaluated = _evaluated_rows(curves, len(steps))
+            evaluated = evaluated_rows(curves, len(steps))
             steps, wall, curves = steps[:evaluated], wall[:evaluated], {m: c[:evaluated] for m, c in curves.items()}
             runs.append(Run(rid, hparams, steps, curves, progress, wall, provenance))
         return ShardRead(attrs, runs, start + n, listed, metrics, provenance)
 
 
-def _evaluated_rows(curves: dict[str, np.ndarray], rows: int) -> int:
+def evaluated_rows(curves: dict[str, np.ndarray], rows: int) -> int:
     """How many evaluations a run has: a run that stopped (converged) before its shard did is NaN
     in every metric at the shard's later evaluations, and those rows are not the run's."""
     if not curves:

@@ -26,14 +26,14 @@ import torch
 
 from .checkpoint import load_checkpoint, save_checkpoint
 from .circuits import CIRCUIT_METRICS, circuit_metrics
-from .convergence import run_converged
+from .convergence import CRITERION, STOP_CRITERION, run_converged
 from .errors import GrokpipeError
 from .files import check_distinct, check_output
 from .model import Batch, forward, init_params, loss, param_norm, stack_params
 from .optim import EnsembleAdamW
 from .provenance import collect as collect_provenance
 from .spec import NUMERICS_VERSION, ShardSpec
-from .store import BASE_METRICS, ShardWriter, read_shard
+from .store import BASE_METRICS, ShardWriter, evaluated_rows, read_shard
 from .tasks import make_dataset, random_labels, train_indices
 
 EVAL_CHUNK = 4096
@@ -332,15 +332,13 @@ class TrainState:
 
     def final(self) -> dict[str, np.ndarray]:
         """Each run's values at its own last evaluation."""
-        arrays = self.history_arrays()
-        evaluated = ~np.all([np.isnan(arrays[m]) for m in self.metrics], axis=0)  # (E, M)
-        last = np.array([np.flatnonzero(column)[-1] if column.any() else 0 for column in evaluated.T], dtype=int)
-        return {m: arrays[m][last, np.arange(len(last))] for m in self.metrics}
+        runs = [self._curves(i)[1] for i in range(len(self.spec.runs))]
+        return {m: np.array([curves[m][-1] for curves in runs]) for m in self.metrics}
 
     def record_evaluation(self, data: ShardData) -> None:
         """Evaluate the runs still training and record it; with ``stop_when_converged``, a run stops
-        once it has converged (its later evaluations are NaN: the shard file's mark of a run that
-        stopped, which readers trim)."""
+        once it passes the convergence criterion with a margin (grokpipe.convergence.STOP_CRITERION).
+        Its later evaluations are NaN: the shard file's mark of a run that stopped, which readers trim."""
         values = evaluate(self.params, self.spec, data, self.training)
         self.history["eval_step"].append(self.step)
         self.history["eval_wall"].append(self.wall)
@@ -348,19 +346,30 @@ class TrainState:
             self.history[m].append(values[m])
         self.training = tuple(i for i in self.training if not self._has_stopped(i))
 
+    def _curves(self, member: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """A run's evaluation steps and curves up to its own last evaluation."""
+        curves = {m: np.array([values[member] for values in self.history[m]], dtype=np.float64) for m in self.metrics}
+        end = evaluated_rows(curves, len(self.history["eval_step"]))
+        return np.array(self.history["eval_step"][:end]), {m: c[:end] for m, c in curves.items()}
+
+    def _converged(self, member: int, criterion) -> bool:
+        run = self.spec.runs[member]
+        return run_converged(*self._curves(member), run.lr * run.weight_decay, criterion)
+
     def _has_stopped(self, member: int) -> bool:
-        """Whether a run trains no more: it has not been evaluated at the last evaluation (it
-        stopped before), or, with ``stop_when_converged``, it has converged by then."""
+        """Whether a run trains no more: it was not evaluated at the last evaluation (it stopped
+        before), or, with ``stop_when_converged``, it passed the stopping criterion there."""
         if not self.history["eval_step"]:
             return False
-        last = {m: self.history[m][-1][member] for m in self.metrics}
-        if all(np.isnan(v) for v in last.values()):
+        if all(np.isnan(self.history[m][-1][member]) for m in self.metrics):
             return True
-        if not self.spec.stop_when_converged:
-            return False
-        run = self.spec.runs[member]
-        curves = {m: np.array([values[member] for values in self.history[m]], dtype=np.float64) for m in self.metrics}
-        return run_converged(np.array(self.history["eval_step"]), curves, run.lr * run.weight_decay)
+        return self.spec.stop_when_converged and self._converged(member, STOP_CRITERION)
+
+    def finished(self) -> bool:
+        """Every run has stopped, or (``stop_when_converged``) has converged by the criterion the
+        claims use: the shard ends."""
+        return not self.training or (self.spec.stop_when_converged
+                                     and all(self._converged(i, CRITERION) for i in range(len(self.spec.runs))))
 
 
 # ---------------------------------------------------------------- progress
@@ -491,7 +500,7 @@ def train_shard(spec: ShardSpec, out: Path, checkpoint: Path, init_from: Path | 
                     state.record_evaluation(data)
                     writer.append(state.step, state.latest(), spec.steps, state.wall)
                     progress.update(state.step, _accuracy_note(state.history))
-                    if not state.training:  # every run has converged
+                    if state.finished():
                         break
                 if state.step >= spec.steps:
                     break

@@ -115,6 +115,8 @@ def test_efficiency_slope_recovers_the_dependence_on_d():
         runs.append(_run(d, 1.0, i, [0.0] * 5, train_logit=np.full(5, float(logit)), param_norm=np.full(5, norm)))
     fit = efficiency(runs)
     assert fit.slope_D == pytest.approx(0.2, abs=0.02) and fit.slope_logit == pytest.approx(0.5, abs=0.05)
+    norms = [r.curves["param_norm"][-1] for r in runs]
+    assert fit.norm_range == [min(norms), max(norms)]  # how far the fit reaches (Fig 3c/d's spread)
 
 
 def test_an_efficiency_triple_is_one_state_of_the_run_even_when_it_jumps_at_the_end():
