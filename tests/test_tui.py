@@ -219,6 +219,23 @@ def test_filter_language():
     assert parse_filter("D>=500")[0].holds(row) and not parse_filter("D>500")[0].holds(row)
 
 
+def test_a_run_that_stopped_before_its_live_shard_shows_stopped_at_its_own_step(tmp_path):
+    from grokpipe.monitor import ResultsScanner
+    from grokpipe.tui.rows import row_values
+
+    writer = write_shard(tmp_path / "runs" / "ungrok" / "add-eeeeeeeeee.h5", "ungrok", [(400, 1.0, 0), (800, 1.0, 0)],
+                         evals=5, done=False)
+    for step in (500, 600):  # the first run stopped (converged) at step 400, the shard's fifth evaluation
+        writer.append(step, {m: np.array([np.nan, 0.5]) for m in writer.metrics}, 800, step / 100)
+    writer.set_progress(650, 800, 6.5, done=False)
+    (shard,) = ResultsScanner(tmp_path).scan()
+    writer.close()
+    stopped, going = (row_values(shard, run) for run in shard.runs)
+    assert (stopped["state"], stopped["progress"], stopped["eta"]) == ("stopped", "400/800", "")
+    assert (going["state"], going["progress"]) == ("running", "650/800") and going["eta"]
+    assert parse_filter("state=stopped")[0].holds(stopped) and not parse_filter("state=stopped")[0].holds(going)
+
+
 def test_snapshot_main_screen(results, snap_compare):
     async def settle(pilot):
         await _settle(pilot)

@@ -103,13 +103,16 @@ def row_values(shard: ShardStatus, run: Run | None) -> dict:
     """Every value a row shows or a filter tests, for one run of one shard (``None``: the shard's one
     row when its file cannot be read)."""
     p = run.hparams if run is not None else {}
-    live = shard.state in ("running", "stalled")
+    # a run with fewer evaluations than its shard stopped before it (it had converged): its own step
+    stopped = run is not None and shard.read is not None and len(run.eval_step) < shard.read.rows
+    live = shard.state in ("running", "stalled") and not stopped
+    step = int(run.eval_step[-1]) if stopped else shard.step
     values = {
         "experiment": shard.experiment, "shard": shard.name, "task": p.get("task", ""),
         "n_train": int(p.get("n_train", 0)), "weight_decay": float(p.get("weight_decay", float("nan"))),
         "seed": int(p.get("seed", 0)), "lr": float(p.get("lr", float("nan"))), "init": p.get("init", ""),
-        "state": shard.state, "step": shard.step,
-        "progress": f"{shard.step}/{shard.steps_total}",
+        "state": "stopped" if stopped else shard.state, "step": step,
+        "progress": f"{step}/{shard.steps_total}",
         "rate": shard.steps_per_second if live else float("nan"),
         "eta": _fmt_eta(shard.eta_seconds) if live else "",
     }
