@@ -61,3 +61,23 @@ def test_a_shard_trains_and_resumes_on_cuda_like_on_the_cpu(tmp_path):
         assert np.allclose(a.curves["train_acc"], b.curves["train_acc"], atol=0.02)
         assert np.allclose(a.curves["param_norm"], b.curves["param_norm"], rtol=1e-3)
     assert gpu_runs[0].provenance["device_name"] == torch.cuda.get_device_name()
+
+
+def test_a_run_that_has_converged_stops_on_cuda_while_the_others_train_on(tmp_path):
+    """On CUDA a stopped run leaves the single pass; the others agree with a shard where none stops
+    (to rounding: the pass's batch changes size, and cuBLAS may reduce in another order)."""
+    import dataclasses
+
+    runs = (RunSpec(121, 1.0, 0, 1e-2), RunSpec(60, 0.3, 1, 3e-3), RunSpec(90, 0.1, 2, 3e-3))
+    spec = ShardSpec("add", 11, ModelConfig(11, 16, 2, 8, 32), runs, 1500, schedule=EvalSchedule(every=20, per_decade=0),
+                     checkpoint_every=100, stop_when_converged=True)
+    train_shard(spec, tmp_path / "s.h5", tmp_path / "s.pt", device="cuda", show_progress=False)
+    train_shard(dataclasses.replace(spec, stop_when_converged=False), tmp_path / "all.h5", tmp_path / "all.pt",
+                device="cuda", show_progress=False)
+    stopping, all_along = read_shard(tmp_path / "s.h5").runs, read_shard(tmp_path / "all.h5").runs
+    assert len(stopping[0].eval_step) < len(all_along[0].eval_step) == 76
+    for run, reference in zip(stopping, all_along):
+        n = len(run.eval_step)
+        assert np.array_equal(run.eval_step, reference.eval_step[:n])
+        assert np.allclose(run.curves["param_norm"], reference.curves["param_norm"][:n], rtol=1e-3)
+        assert np.allclose(run.curves["train_acc"], reference.curves["train_acc"][:n], atol=0.02)
