@@ -115,7 +115,7 @@ def init_from_checkpoint(spec: ShardSpec, path: Path) -> tuple[list[dict], dict,
 class Pass:
     """Members trained together in one forward and backward pass, with their (padded) training sets."""
 
-    members: slice | torch.Tensor | None  # None: the whole ensemble; else the rows of its parameters
+    rows: slice | torch.Tensor | None  # the members' rows of the ensemble's parameters (None: all of them)
     batch: Batch
     labels: torch.Tensor  # (members, d_max) the labels each member trains on
     weight: torch.Tensor  # (members, d_max) float64: 1 / n_train, 0 on padding rows
@@ -163,19 +163,20 @@ class ShardData:
         self._model, self._device, self._backend = spec.model, device, backend
         self.members = tuple(range(M))
         self._groups = [self.members[group] for group in member_passes([r.n_train for r in spec.runs], device, single_pass)]
-        self._passes: dict[tuple[int, ...], list[Pass]] = {}
-        self.passes = self.passes_for(self.members)
+        self.passes = [self._pass(list(group), max(len(self._chosen[i]) for i in group)) for group in self._groups]
+        self._subset: tuple[tuple[int, ...], list[Pass]] = (self.members, self.passes)
 
     def passes_for(self, members: tuple[int, ...]) -> list[Pass]:
-        """The passes that train ``members`` (the rest of the ensemble sits still), made once.
+        """The passes that train ``members`` (the rest of the ensemble sits still); the last set
+        asked for is kept, since it changes only when a run stops.
 
         Each is one of the whole ensemble's passes without the members left out, padded as before:
         a member's numbers then do not depend on which of its shard-mates still train (the
         padding's length changes the rounding of sums over examples)."""
-        if members not in self._passes:
-            self._passes[members] = [self._pass([i for i in group if i in members], max(len(self._chosen[i]) for i in group))
-                                     for group in self._groups if any(i in members for i in group)]
-        return self._passes[members]
+        if members != self._subset[0]:
+            self._subset = (members, [self._pass([i for i in group if i in members], max(len(self._chosen[i]) for i in group))
+                                      for group in self._groups if any(i in members for i in group)])
+        return self._subset[1]
 
     def _pass(self, ids: list[int], d_max: int) -> Pass:
         if ids == list(self.members):
@@ -203,8 +204,8 @@ def train_step(params, opt: EnsembleAdamW, spec: ShardSpec, data: ShardData,
     Members are independent, so the gradient of the sum of their losses is each member's own."""
     opt.zero_grad()
     for p in data.passes_for(data.members if members is None else members):
-        rows = params if p.members is None else {k: v[p.members] for k, v in params.items()}
-        loss(rows, spec.model, p.batch, p.labels, p.weight).backward()
+        members_params = params if p.rows is None else {k: v[p.rows] for k, v in params.items()}
+        loss(members_params, spec.model, p.batch, p.labels, p.weight).backward()
     opt.step(members)
 
 
@@ -502,7 +503,7 @@ def train_shard(spec: ShardSpec, out: Path, checkpoint: Path, init_from: Path | 
                     progress.update(state.step, _accuracy_note(state.history))
                     if state.finished():
                         break
-                if state.step >= spec.steps:
+                if state.step >= spec.steps or not state.training:
                     break
                 state.advance(data)
                 if state.step % spec.checkpoint_every == 0 or stop.signal is not None:
