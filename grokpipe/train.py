@@ -281,7 +281,7 @@ class TrainState:
         self.opt = EnsembleAdamW(params, [r.lr for r in runs], [r.weight_decay for r in runs], spec.betas)
         if optim_state is not None:
             self.opt.load_state_dict(optim_state)
-        self.training = tuple(i for i in range(len(runs)) if not self._has_stopped(i))
+        self.training = self._still_training(tuple(range(len(runs))))
 
     @classmethod
     def start(cls, spec: ShardSpec, device: torch.device, members: list[dict] | None = None,
@@ -333,7 +333,7 @@ class TrainState:
 
     def final(self) -> dict[str, np.ndarray]:
         """Each run's values at its own last evaluation."""
-        runs = [self._curves(i)[1] for i in range(len(self.spec.runs))]
+        runs = [curves for _, curves in self._run_curves()]
         return {m: np.array([curves[m][-1] for curves in runs]) for m in self.metrics}
 
     def record_evaluation(self, data: ShardData) -> None:
@@ -345,32 +345,36 @@ class TrainState:
         self.history["eval_wall"].append(self.wall)
         for m in self.metrics:
             self.history[m].append(values[m])
-        self.training = tuple(i for i in self.training if not self._has_stopped(i))
+        self.training = self._still_training(self.training)
 
-    def _curves(self, member: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        """A run's evaluation steps and curves up to its own last evaluation."""
-        curves = {m: np.array([values[member] for values in self.history[m]], dtype=np.float64) for m in self.metrics}
-        end = evaluated_rows(curves, len(self.history["eval_step"]))
-        return np.array(self.history["eval_step"][:end]), {m: c[:end] for m, c in curves.items()}
+    def _run_curves(self) -> list[tuple[np.ndarray, dict[str, np.ndarray]]]:
+        """Each run's evaluation steps and curves, up to its own last evaluation."""
+        arrays = self.history_arrays()
+        runs = []
+        for i in range(len(self.spec.runs)):
+            curves = {m: arrays[m][:, i] for m in self.metrics}
+            end = evaluated_rows(curves, len(arrays["eval_step"]))
+            runs.append((arrays["eval_step"][:end], {m: c[:end] for m, c in curves.items()}))
+        return runs
 
-    def _converged(self, member: int, criterion) -> bool:
+    def _converged(self, member: int, run_curves: tuple[np.ndarray, dict], criterion) -> bool:
         run = self.spec.runs[member]
-        return run_converged(*self._curves(member), run.lr * run.weight_decay, criterion)
+        return run_converged(*run_curves, run.lr * run.weight_decay, criterion)
 
-    def _has_stopped(self, member: int) -> bool:
-        """Whether a run trains no more: it was not evaluated at the last evaluation (it stopped
-        before), or, with ``stop_when_converged``, it passed the stopping criterion there."""
-        if not self.history["eval_step"]:
-            return False
-        if all(np.isnan(self.history[m][-1][member]) for m in self.metrics):
-            return True
-        return self.spec.stop_when_converged and self._converged(member, STOP_CRITERION)
+    def _still_training(self, members: tuple[int, ...]) -> tuple[int, ...]:
+        """``members`` less the runs that train no more: those not evaluated at the last evaluation
+        (they stopped before), and, with ``stop_when_converged``, those past the stopping criterion there."""
+        runs = self._run_curves()
+        evaluations = len(self.history["eval_step"])
+        return tuple(i for i in members if len(runs[i][0]) == evaluations and not (
+            self.spec.stop_when_converged and self._converged(i, runs[i], STOP_CRITERION)))
 
     def finished(self) -> bool:
         """Every run has stopped, or (``stop_when_converged``) has converged by the criterion the
         claims use: the shard ends."""
-        return not self.training or (self.spec.stop_when_converged
-                                     and all(self._converged(i, CRITERION) for i in range(len(self.spec.runs))))
+        if not self.training or not self.spec.stop_when_converged:
+            return not self.training
+        return all(self._converged(i, run, CRITERION) for i, run in enumerate(self._run_curves()))
 
 
 # ---------------------------------------------------------------- progress
