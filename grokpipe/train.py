@@ -227,13 +227,13 @@ def evaluate(params, spec: ShardSpec, data: ShardData, members: tuple[int, ...] 
         sl = slice(start, start + EVAL_CHUNK)
         xs, ys = data.x_all[sl].expand(m, -1), data.y_all[sl].expand(m, -1)
         logits[:, sl] = forward(params, spec.model, Batch(spec.model, xs, ys))
-    logp = logits.double().log_softmax(-1)
+    logits64 = logits.double()
+    logp = logits64.log_softmax(-1)
     # train metrics use the labels the member trained on; test metrics the true labels
     nll_train = -logp.gather(2, labels_all.unsqueeze(-1)).squeeze(-1)
     nll_test = -logp.gather(2, data.true_labels.expand(m, -1).unsqueeze(-1)).squeeze(-1)
     # correct logit minus the mean logit (softmax ignores a shared offset): Fig 3's "correct logit"
-    centred = logits.double() - logits.double().mean(-1, keepdim=True)
-    correct_train = centred.gather(2, labels_all.unsqueeze(-1)).squeeze(-1)
+    correct_train = logits64.gather(2, labels_all.unsqueeze(-1)).squeeze(-1) - logits64.mean(-1)
     pred = logits.argmax(-1)
     right_train = (pred == labels_all).double()
     right_test = (pred == data.true_labels).double()
