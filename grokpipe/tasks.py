@@ -7,6 +7,9 @@ has ``n + 2`` tokens (115 for p = 113, as in the paper).
 The paper's three permutation tasks live in S5 (120 elements, 14,400 examples). The same three
 in S4 (24 elements, 576 examples) are this project's addition: the quick scale's stand-in for
 S5, which costs more than the whole quick pipeline to pretrain on a CPU (docs/quick-scale.md).
+The same three in A5, S5's even permutations (60 elements, 3,600 examples, as many as the quick
+scale's p = 59 tasks), sit between the two: whether a task fails at the quick scale for want of
+examples or of model (docs/quick-scale.md).
 
 Splits: one permutation of all examples per (task, p, data seed); a training set of size D is
 its first D entries, so every smaller training set is a subset of every larger one, and the
@@ -59,11 +62,11 @@ def is_prime(n: int) -> bool:
 class TaskSpec:
     name: str
     formula: str
-    group: str  # "mod" (elements 0..p-1) or "sym" (the permutations of ``degree`` items)
+    group: str  # "mod" (elements 0..p-1), "sym" (the permutations of ``degree`` items) or "alt" (the even ones)
     answer: Callable[[np.ndarray, np.ndarray, int], np.ndarray] | None  # for "mod" tasks
     y_nonzero: bool = False  # division needs y != 0
     needs_prime: bool = False
-    degree: int = 0  # "sym" tasks: S_degree
+    degree: int = 0  # permutation tasks: S_degree or A_degree
 
 
 def _mod_inverse(y: np.ndarray, p: int) -> np.ndarray:
@@ -91,8 +94,9 @@ TASKS: dict[str, TaskSpec] = {
         TaskSpec("sum_squares", "x^2+y^2 mod p", "mod", lambda x, y, p: (x * x + y * y) % p),
         TaskSpec("sum_squares_cross", "x^2+xy+y^2 mod p", "mod",
                  lambda x, y, p: (x * x + x * y + y * y) % p),
-        *(TaskSpec(f"s{k}_{name}", f"{formula} in S{k}", "sym", None, degree=k)
-          for k in (5, 4) for name, formula in (("conj", "x y x^-1"), ("mul", "x y"), ("xyx", "x y x")))
+        *(TaskSpec(f"{group[0]}{k}_{name}", f"{formula} in {group[0].upper()}{k}", group, None, degree=k)
+          for group, k in (("sym", 5), ("sym", 4), ("alt", 5))
+          for name, formula in (("conj", "x y x^-1"), ("mul", "x y"), ("xyx", "x y x")))
     ]
 }
 
@@ -109,10 +113,15 @@ def get_task(name: str) -> TaskSpec:
         raise GrokpipeError(f"unknown task {name!r}; choose one of {', '.join(TASKS)}") from None
 
 
+def _is_even(perm: tuple[int, ...]) -> bool:
+    return sum(a > b for a, b in itertools.combinations(perm, 2)) % 2 == 0
+
+
 @cache
-def _symmetric_group(degree: int) -> tuple[np.ndarray, np.ndarray]:
-    """Composition and inverse tables of S_degree (element i is the i-th permutation in lexicographic order)."""
-    perms = list(itertools.permutations(range(degree)))
+def _permutation_group(degree: int, even_only: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Composition and inverse tables of S_degree, or of A_degree with ``even_only`` (element i is
+    the group's i-th permutation in lexicographic order)."""
+    perms = [p for p in itertools.permutations(range(degree)) if not even_only or _is_even(p)]
     index = {p: i for i, p in enumerate(perms)}
     compose = np.empty((len(perms), len(perms)), dtype=np.int64)  # compose[a, b] = a∘b, (a∘b)(k) = a(b(k))
     for i, a in enumerate(perms):
@@ -125,7 +134,9 @@ def _symmetric_group(degree: int) -> tuple[np.ndarray, np.ndarray]:
 def n_elements(task: str, p: int) -> int:
     """Number of element tokens n (answers are 0..n-1; the vocabulary has n + 2 tokens)."""
     spec = get_task(task)
-    return math.factorial(spec.degree) if spec.group == "sym" else p
+    if spec.group == "mod":
+        return p
+    return math.factorial(spec.degree) // (2 if spec.group == "alt" else 1)
 
 
 def validate_task(task: str, p: int) -> None:
@@ -180,7 +191,7 @@ def make_dataset(task: str, p: int) -> Dataset:
     if spec.group == "mod":
         label = spec.answer(x, y, p)
     else:
-        compose, inverse = _symmetric_group(spec.degree)
+        compose, inverse = _permutation_group(spec.degree, even_only=spec.group == "alt")
         xy = compose[x, y]
         label = {"mul": xy, "conj": compose[xy, inverse[x]], "xyx": compose[xy, x]}[task.split("_", 1)[1]]
     for arr in (x, y, label):

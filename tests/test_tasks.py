@@ -23,13 +23,12 @@ def test_all_ten_tasks_have_correct_answers():
         assert (l * y) % p == x if y % 2 else l == (x - y) % p
     sq = make_dataset("sum_squares_cross", p)
     assert all(l == (x * x + x * y + y * y) % p for x, y, l in zip(sq.x, sq.y, sq.label))
-    assert len(TASKS) == 13  # the paper's ten, and S4's three as the quick scale's stand-in for S5
+    assert len(TASKS) == 16  # the paper's ten, and the permutation tasks in S4 and A5
 
 
-@pytest.mark.parametrize("degree", [5, 4])
-def test_permutation_tasks_are_group_compositions(degree):
-    mul, conj, xyx = (make_dataset(f"s{degree}_{t}", 113) for t in ("mul", "conj", "xyx"))
-    order = 120 if degree == 5 else 24
+@pytest.mark.parametrize("group, order", [("s5", 120), ("s4", 24), ("a5", 60)])
+def test_permutation_tasks_are_group_compositions(group, order):
+    mul, conj, xyx = (make_dataset(f"{group}_{t}", 113) for t in ("mul", "conj", "xyx"))
     assert mul.n_examples == order * order and mul.vocab == order + 2
     identity = 0  # the first permutation in lexicographic order is the identity
     assert np.all(mul.label[mul.x == identity] == mul.y[mul.x == identity])
@@ -38,6 +37,33 @@ def test_permutation_tasks_are_group_compositions(degree):
     assert np.all(conj.label[conj.y == identity] == identity)
     assert np.all(xyx.label[xyx.y == identity] == mul.label[(mul.x == mul.y)][np.argsort(mul.x[mul.x == mul.y])])
 
+
+def _cycles(perm) -> int:
+    seen, cycles = set(), 0
+    for start in range(len(perm)):
+        if start not in seen:
+            cycles += 1
+            while start not in seen:
+                seen.add(start)
+                start = perm[start]
+    return cycles
+
+
+def test_a5_is_the_even_permutations_of_five_composed_as_s5():
+    """A5's tokens are the even permutations of 5 (parity from cycle counts, not inversions), in
+    lexicographic order, and its answers compose them as S5's do."""
+    import itertools
+
+    even = [p for p in itertools.permutations(range(5)) if (5 - _cycles(p)) % 2 == 0]
+    index = {p: i for i, p in enumerate(even)}
+    mul, conj, xyx = (make_dataset(f"a5_{t}", 113) for t in ("mul", "conj", "xyx"))
+    compose = lambda a, b: tuple(a[b[k]] for k in range(5))  # noqa: E731
+    inverse = lambda a: tuple(sorted(range(5), key=lambda k: a[k]))  # noqa: E731
+    for x, y, l_mul, l_conj, l_xyx in zip(mul.x, mul.y, mul.label, conj.label, xyx.label):
+        a, b = even[x], even[y]
+        assert l_mul == index[compose(a, b)]
+        assert l_conj == index[compose(compose(a, b), inverse(a))]
+        assert l_xyx == index[compose(compose(a, b), a)]
 
 def test_primality_is_exact_and_fast_for_any_p():
     from grokpipe.tasks import is_prime
