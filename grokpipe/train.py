@@ -294,10 +294,19 @@ class TrainState:
 
     @classmethod
     def restore(cls, spec: ShardSpec, state: dict, device: torch.device) -> "TrainState":
+        """The state a checkpoint holds, as ``spec`` (perhaps with another step cap) continues it.
+
+        A checkpoint taken at its own cap ends with the evaluation made there; under a larger cap
+        that step is no scheduled evaluation, so the row is dropped: raising the cap gives the curves
+        a fresh run with that cap gives (tests/test_train.py)."""
         history = {k: list(v.numpy()) for k, v in state["history"].items()}
         history.setdefault("eval_wall", [math.nan] * len(history["eval_step"]))
+        step = int(state["step"])
+        if (history["eval_step"] and history["eval_step"][-1] == step != spec.steps
+                and not spec.schedule.is_eval_step(step)):
+            history = {k: v[:-1] for k, v in history.items()}
         params = {k: v.to(device) for k, v in state["params"].items()}
-        return cls(spec, params, state["optim"], int(state["step"]), history, float(state["wall_seconds"]))
+        return cls(spec, params, state["optim"], step, history, float(state["wall_seconds"]))
 
     def history_arrays(self) -> dict[str, np.ndarray]:
         M = len(self.spec.runs)
@@ -312,6 +321,9 @@ class TrainState:
                 "params": {k: v.detach().to("cpu", copy=True) for k, v in self.params.items()}, "optim": self.opt.state_dict(),
                 "history": {k: torch.as_tensor(v) for k, v in self.history_arrays().items()},
                 "wall_seconds": self.wall}
+
+    def evaluated_at_this_step(self) -> bool:
+        return bool(self.history["eval_step"]) and self.history["eval_step"][-1] == self.step
 
     def due_for_evaluation(self) -> bool:
         """At a scheduled step or the last one, unless this step's evaluation is already recorded
@@ -505,8 +517,8 @@ def train_shard(spec: ShardSpec, out: Path, checkpoint: Path, init_from: Path | 
                     state.record_evaluation(data)
                     writer.append(state.step, state.latest(), spec.steps, state.wall)
                     progress.update(state.step, _accuracy_note(state.history))
-                    if state.finished():
-                        break
+                if state.evaluated_at_this_step() and state.finished():
+                    break  # also when resumed at the evaluation where it had ended: a re-run trains no further
                 if state.step >= spec.steps or not state.training:
                     break
                 state.advance(data)

@@ -51,13 +51,9 @@ def test_training_fits_the_training_set(tmp_path):
 def test_resume_gives_identical_curves_and_parameters(tmp_path):
     train_shard(_spec(200), tmp_path / "a.h5", tmp_path / "a.pt", threads=1, show_progress=False)
     train_shard(_spec(120), tmp_path / "b.h5", tmp_path / "b.pt", threads=1, show_progress=False)
+    assert 120 in read_shard(tmp_path / "b.h5").runs[0].eval_step  # its cap's evaluation, which 200's schedule lacks
     train_shard(_spec(200), tmp_path / "b.h5", tmp_path / "b.pt", threads=1, show_progress=False)  # raise steps: resume
-    a_curves, b_curves = _curves(tmp_path / "a.h5"), _curves(tmp_path / "b.h5")
-    for rid, (steps, curves) in b_curves.items():  # the shorter run's final evaluation (step 120) stays
-        keep = steps != 120
-        assert (~keep).sum() == 1
-        b_curves[rid] = (steps[keep], {m: c[keep] for m, c in curves.items()})
-    _assert_same_curves(a_curves, b_curves)
+    _assert_same_curves(_curves(tmp_path / "a.h5"), _curves(tmp_path / "b.h5"))
     a, b = load_checkpoint(tmp_path / "a.pt"), load_checkpoint(tmp_path / "b.pt")
     assert all(torch.equal(a["params"][k], b["params"][k]) for k in a["params"])
 
@@ -267,6 +263,22 @@ def test_a_shard_with_a_stopped_run_resumes_to_the_same_numbers(tmp_path):
     _assert_same_curves(_curves(tmp_path / "a.h5"), _curves(tmp_path / "b.h5"))
     a, b = load_checkpoint(tmp_path / "a.pt"), load_checkpoint(tmp_path / "b.pt")
     assert all(torch.equal(a["params"][k], b["params"][k]) for k in a["params"])
+
+
+def test_a_shard_that_ended_converged_trains_no_further_when_run_again_or_given_more_steps(tmp_path):
+    """Its results depend on its spec alone, not on how often, or with which cap, it was run."""
+    def spec(steps):
+        runs = (RunSpec(121, 1.0, 0, 1e-2), RunSpec(100, 1.0, 1, 1e-2))
+        return ShardSpec("add", 11, ModelConfig(11, 16, 2, 8, 32), runs, steps,
+                         schedule=EvalSchedule(every=20, per_decade=0), stop_when_converged=True)
+
+    train_shard(spec(5000), tmp_path / "a.h5", tmp_path / "a.pt", threads=1, show_progress=False)
+    once = _curves(tmp_path / "a.h5")
+    assert next(iter(once.values()))[0][-1] < 1000  # it ended converged, long before its cap
+    train_shard(spec(5000), tmp_path / "a.h5", tmp_path / "a.pt", threads=1, show_progress=False)
+    _assert_same_curves(once, _curves(tmp_path / "a.h5"))
+    train_shard(spec(8000), tmp_path / "a.h5", tmp_path / "a.pt", threads=1, show_progress=False)
+    _assert_same_curves(once, _curves(tmp_path / "a.h5"))
 
 
 def test_a_checkpoint_beyond_the_steps_asked_for_is_refused(tmp_path):
