@@ -302,8 +302,8 @@ class TrainState:
         history = {k: list(v.numpy()) for k, v in state["history"].items()}
         history.setdefault("eval_wall", [math.nan] * len(history["eval_step"]))
         step = int(state["step"])
-        if (history["eval_step"] and history["eval_step"][-1] == step != spec.steps
-                and not spec.schedule.is_eval_step(step)):
+        evaluated_where_it_stopped = bool(history["eval_step"]) and history["eval_step"][-1] == step
+        if evaluated_where_it_stopped and step != spec.steps and not spec.schedule.is_eval_step(step):
             history = {k: v[:-1] for k, v in history.items()}
         params = {k: v.to(device) for k, v in state["params"].items()}
         return cls(spec, params, state["optim"], step, history, float(state["wall_seconds"]))

@@ -65,6 +65,7 @@ def test_a5_is_the_even_permutations_of_five_composed_as_s5():
         assert l_conj == index[compose(compose(a, b), inverse(a))]
         assert l_xyx == index[compose(compose(a, b), a)]
 
+
 def test_primality_is_exact_and_fast_for_any_p():
     from grokpipe.tasks import is_prime
 
