@@ -281,6 +281,7 @@ class TrainState:
         self.opt = EnsembleAdamW(params, [r.lr for r in runs], [r.weight_decay for r in runs], spec.betas)
         if optim_state is not None:
             self.opt.load_state_dict(optim_state)
+        self._curves_at: tuple[int, list] = (-1, [])  # _run_curves' result and the evaluations it saw
         self.training = self._still_training(tuple(range(len(runs))))
 
     @classmethod
@@ -328,8 +329,8 @@ class TrainState:
     def due_for_evaluation(self) -> bool:
         """At a scheduled step or the last one, unless this step's evaluation is already recorded
         (a resumed run restarts at a step it evaluated before it stopped)."""
-        done = bool(self.history["eval_step"]) and self.history["eval_step"][-1] >= self.step
-        return not done and (self.spec.schedule.is_eval_step(self.step) or self.step == self.spec.steps)
+        return not self.evaluated_at_this_step() and (self.spec.schedule.is_eval_step(self.step)
+                                                      or self.step == self.spec.steps)
 
     def advance(self, data: ShardData) -> None:
         """One training step of the runs still training; the wall clock counts everything since the
@@ -360,13 +361,18 @@ class TrainState:
         self.training = self._still_training(self.training)
 
     def _run_curves(self) -> list[tuple[np.ndarray, dict[str, np.ndarray]]]:
-        """Each run's evaluation steps and curves, up to its own last evaluation."""
+        """Each run's evaluation steps and curves, up to its own last evaluation: built once per
+        evaluation (the stop test after it and the shard's end test both read them)."""
+        evaluations = len(self.history["eval_step"])
+        if self._curves_at[0] == evaluations:
+            return self._curves_at[1]
         arrays = self.history_arrays()
         runs = []
         for i in range(len(self.spec.runs)):
             curves = {m: arrays[m][:, i] for m in self.metrics}
             end = evaluated_rows(curves, len(arrays["eval_step"]))
             runs.append((arrays["eval_step"][:end], {m: c[:end] for m, c in curves.items()}))
+        self._curves_at = (evaluations, runs)
         return runs
 
     def _converged(self, member: int, run_curves: tuple[np.ndarray, dict], criterion) -> bool:
