@@ -93,6 +93,8 @@ class Batch:
         # row of the x and y slots' tokens among the (M, n + 4) rows whose attention scores _Tables computes
         self.score_rows = (torch.stack([x, y], -1) + member // H).reshape(-1)
         self.slot_positions = torch.tensor([0, 2, 1, 3], device=x.device)  # the position each slot reads
+        self._masks: dict[torch.dtype, torch.Tensor] = {}
+        self._token_gradients: dict[tuple[torch.dtype, int], torch.Tensor] = {}
 
     @functools.cached_property
     def pairs(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -118,6 +120,23 @@ class Batch:
         crow[1:] = torch.bincount(examples, minlength=M * N).cumsum(0)
         values = torch.ones(len(rows), dtype=torch.float64, device=rows.device)
         return _csr(crow, rows, values, (M * N, self.n_rows))
+
+    def sampling_mask_in(self, dtype: torch.dtype) -> torch.Tensor:
+        """:attr:`sampling_mask` with values of ``dtype``, converted once per dtype (a conversion
+        every backward cost ~10% of the SDDMM at the quick scale's sizes)."""
+        if dtype not in self._masks:
+            self._masks[dtype] = self.sampling_mask.to(dtype)
+        return self._masks[dtype]
+
+    def token_gradient_buffer(self, like: torch.Tensor) -> torch.Tensor:
+        """A (table rows, width) buffer that :class:`_TableMix`'s backward writes the token rows'
+        gradient into, every row afresh, and returns; :class:`_Tables`' backward then adds the
+        fixed rows' gradient to it in place. One per batch and dtype, reused every step: written
+        into fresh memory, the sparse product took twice as long (it stays in cache when reused)."""
+        key = (like.dtype, like.shape[-1])
+        if key not in self._token_gradients:
+            self._token_gradients[key] = like.new_empty(self.n_rows, like.shape[-1])
+        return self._token_gradients[key]
 
     @functools.cached_property
     def token_rows(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -175,7 +194,7 @@ class _TableMix(torch.autograd.Function):
             if gathered is not None:
                 token = torch.bmm(gathered, flat.unsqueeze(-1)).view(M, N, 2, -1)
             else:
-                per_pair = torch.sparse.sampled_addmm(batch.sampling_mask.to(grad.dtype), flat, flat_tokens.T, beta=0)
+                per_pair = torch.sparse.sampled_addmm(batch.sampling_mask_in(grad.dtype), flat, flat_tokens.T, beta=0)
                 token = per_pair.values()[batch.pairs[2]].view(M, N, 2, -1)
             d_weights[:, :, :2] += token
         if ctx.needs_input_grad[1]:
@@ -188,7 +207,8 @@ class _TableMix(torch.autograd.Function):
                 crow, col, order = batch.token_rows
                 per_pair = torch.zeros(len(col), dtype=token_weights.dtype, device=token_weights.device)
                 per_pair.index_add_(0, batch.pairs[2], token_weights)  # x = y: both slots' weights on one row
-                d_tokens = _csr(crow, col, per_pair[order], (batch.n_rows, M * N)) @ flat
+                d_tokens = batch.token_gradient_buffer(flat).addmm_(  # beta = 0: every row written afresh
+                    _csr(crow, col, per_pair[order], (batch.n_rows, M * N)), flat, beta=0)
             d_tokens = d_tokens.view(tokens.shape)
         if ctx.needs_input_grad[2]:
             d_fixed = torch.bmm(weights.reshape(M, N, -1).transpose(1, 2), grad)
@@ -269,7 +289,7 @@ class _Tables(torch.autograd.Function):
 
         # the tables, and the bias the fixed rows carry
         d_fixed_by_slot = d_fixed_rows.view(M, FIXED_SLOTS, H, width)
-        d_tables = d_tables.clone()
+        # d_tables is _TableMix's own (Batch.token_gradient_buffer, or a fresh scatter-add): no copy
         d_tables[:, :, n:] += d_fixed_by_slot.transpose(1, 2)
         d_bias = d_fixed_by_slot.sum((1, 2)) / H  # (M, width)
         d_W_OX = values.transpose(-1, -2) @ d_tables  # (M, H, e, width)
