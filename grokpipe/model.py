@@ -36,6 +36,13 @@ from .tasks import N_POSITIONS
 
 PARAM_NAMES = ("embed", "pos", "W_Q", "W_K", "W_V", "W_O", "W_in", "b_in", "W_out", "b_out", "W_U")
 FIXED_SLOTS = 4  # rows every example mixes: P0 and P2 (the x and y slots' positions), E[op] + P1, E[=] + P3
+# The token rows' gradient sums each example's gradient row into 2 H table rows. Once a pass's
+# gradient (float32) is larger than this, beyond one core's L2 cache (2 MB on the project's Intel
+# machine), the sum runs in token-major row order (Batch.token_rows): at D = 3830, paper shape, the
+# sparse product took 0.82 ms instead of 1.43 (2 threads, docs/speed.md). Below it the gradient
+# stays in cache either way, and the copy back into the tables' layout costs more than it saves.
+# Every bit is the same in both orders.
+TOKEN_MAJOR_BYTES = 2 << 20
 
 
 def param_shapes(cfg: ModelConfig) -> dict[str, tuple[int, ...]]:
@@ -93,6 +100,7 @@ class Batch:
         # row of the x and y slots' tokens among the (M, n + 4) rows whose attention scores _Tables computes
         self.score_rows = (torch.stack([x, y], -1) + member // H).reshape(-1)
         self.slot_positions = torch.tensor([0, 2, 1, 3], device=x.device)  # the position each slot reads
+        self.token_major = M * N * (cfg.d_mlp + cfg.vocab) * 4 > TOKEN_MAJOR_BYTES
         self._masks: dict[torch.dtype, torch.Tensor] = {}
         self._token_gradients: dict[tuple[torch.dtype, int], torch.Tensor] = {}
 
@@ -141,8 +149,18 @@ class Batch:
     @functools.cached_property
     def token_rows(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The transposed pattern as CSR (crow, col, order of the pairs): a token row's gradient is
-        the weighted sum of the examples that mix it."""
+        the weighted sum of the examples that mix it.
+
+        With :attr:`token_major`, its rows are numbered (member, token, head), while the tables'
+        are (member, head, token): the heads of one token sum the same examples' gradients, so the
+        sparse product reads each example's gradient row from cache, not memory, after the first
+        head. :class:`_TableMix` returns that result as a transposed view of the tables' shape;
+        each row's sum, and so every bit, is the same in both orders (TOKEN_MAJOR_BYTES)."""
         examples, rows, _ = self.pairs
+        if self.token_major:
+            H, per_head = self.cfg.n_heads, self.cfg.n + FIXED_SLOTS
+            member, head, token = rows // (H * per_head), rows // per_head % H, rows % per_head
+            rows = (member * per_head + token) * H + head
         order = rows.argsort(stable=True)  # pairs are sorted by example: within a row, examples stay sorted
         crow = torch.zeros(self.n_rows + 1, dtype=torch.long, device=rows.device)
         crow[1:] = torch.bincount(rows, minlength=self.n_rows).cumsum(0)
@@ -202,14 +220,16 @@ class _TableMix(torch.autograd.Function):
             if gathered is not None:
                 contributions = token_weights.view(M * N, K, 1) * flat.unsqueeze(1)
                 d_tokens = torch.zeros_like(flat_tokens).index_add_(0, batch.index.reshape(-1),
-                                                                    contributions.reshape(M * N * K, -1))
+                                                                    contributions.reshape(M * N * K, -1)).view(tokens.shape)
             else:
                 crow, col, order = batch.token_rows
                 per_pair = torch.zeros(len(col), dtype=token_weights.dtype, device=token_weights.device)
                 per_pair.index_add_(0, batch.pairs[2], token_weights)  # x = y: both slots' weights on one row
-                d_tokens = batch.token_gradient_buffer(flat).addmm_(  # beta = 0: every row written afresh
+                by_row = batch.token_gradient_buffer(flat).addmm_(  # beta = 0: every row written afresh
                     _csr(crow, col, per_pair[order], (batch.n_rows, M * N)), flat, beta=0)
-            d_tokens = d_tokens.view(tokens.shape)
+                _, H, rows, width = tokens.shape
+                d_tokens = (by_row.view(M, rows, H, width).transpose(1, 2) if batch.token_major
+                            else by_row.view(tokens.shape))
         if ctx.needs_input_grad[2]:
             d_fixed = torch.bmm(weights.reshape(M, N, -1).transpose(1, 2), grad)
         return d_weights, d_tokens, d_fixed, None
@@ -289,8 +309,11 @@ class _Tables(torch.autograd.Function):
 
         # the tables, and the bias the fixed rows carry
         d_fixed_by_slot = d_fixed_rows.view(M, FIXED_SLOTS, H, width)
-        # d_tables is _TableMix's own (Batch.token_gradient_buffer, or a fresh scatter-add): no copy
+        # d_tables is _TableMix's own (Batch.token_gradient_buffer, or a fresh scatter-add): added to in
+        # place, then made contiguous once for the two products below (a copy only when its rows are
+        # token-major and there are several models: Batch.token_rows)
         d_tables[:, :, n:] += d_fixed_by_slot.transpose(1, 2)
+        d_tables = d_tables.reshape(M * H, n + FIXED_SLOTS, width).view(d_tables.shape)
         d_bias = d_fixed_by_slot.sum((1, 2)) / H  # (M, width)
         d_W_OX = values.transpose(-1, -2) @ d_tables  # (M, H, e, width)
         d_values = d_tables @ W_OX.transpose(-1, -2)  # (M, H, n + 4, e)

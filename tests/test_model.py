@@ -65,6 +65,55 @@ def test_fast_model_matches_reference_logits_and_gradients(ensemble, path, backe
     check_against_reference(ensemble, path, backend)
 
 
+def test_a_batch_reused_for_another_backward_leaves_the_first_gradients_intact():
+    """The trainer reuses one Batch every step, and the token tables' gradient lives in a buffer
+    the batch keeps (``Batch.token_gradient_buffer``): a second backward on the batch, with other
+    parameters, must give exactly what a fresh batch gives, and change no gradient of the first."""
+    cfg = ModelConfig(n=11, d_model=16, n_heads=2, d_head=8, d_mlp=24)
+    gen = torch.Generator().manual_seed(5)
+    x, y = torch.randint(0, cfg.n, (2, 40), generator=gen), torch.randint(0, cfg.n, (2, 40), generator=gen)
+    labels = torch.randint(0, cfg.vocab, (2, 40), generator=gen)
+    weight = torch.full((2, 40), 1 / 40, dtype=torch.float64)
+    first, second = (stack_params(_random_members(cfg, 4)[i::2]) for i in range(2))
+
+    def gradients(params, batch):
+        leaves = {k: v.clone().requires_grad_() for k, v in params.items()}
+        loss(leaves, cfg, batch, labels, weight).backward()
+        return {k: v.grad for k, v in leaves.items()}
+
+    shared = Batch(cfg, x, y, "sparse")
+    from_shared = gradients(first, shared)
+    kept = {k: v.clone() for k, v in from_shared.items()}
+    again = gradients(second, shared)
+    for name in PARAM_NAMES:
+        assert torch.equal(from_shared[name], kept[name]), f"the second backward changed the first's {name}"
+        assert torch.equal(from_shared[name], gradients(first, Batch(cfg, x, y, "sparse"))[name]), name
+        assert torch.equal(again[name], gradients(second, Batch(cfg, x, y, "sparse"))[name]), name
+
+
+@pytest.mark.parametrize("ensemble", [1, 3])
+def test_token_major_order_gives_the_same_gradients_bit_for_bit(ensemble):
+    """Large passes sum the token rows' gradient in token-major order (``TOKEN_MAJOR_BYTES``), for
+    cache; each row's sum is the same, so every gradient must be identical to the head-major
+    order's, which the reference test checks (small passes use that order)."""
+    cfg = ModelConfig(n=11, d_model=16, n_heads=3, d_head=8, d_mlp=24)
+    gen = torch.Generator().manual_seed(7)
+    x, y = (torch.randint(0, cfg.n, (ensemble, 60), generator=gen) for _ in range(2))
+    x[:, :4] = y[:, :4]  # x = y: one row, both slots' weights
+    labels = torch.randint(0, cfg.vocab, (ensemble, 60), generator=gen)
+    weight = torch.full((ensemble, 60), 1 / 60, dtype=torch.float32)
+    params = {k: v.float() for k, v in stack_params(_random_members(cfg, ensemble)).items()}
+    grads = {}
+    for token_major in (False, True):
+        batch = Batch(cfg, x, y, "sparse")
+        batch.token_major = token_major
+        leaves = {k: v.clone().requires_grad_() for k, v in params.items()}
+        loss(leaves, cfg, batch, labels, weight).backward()
+        grads[token_major] = leaves
+    for name in PARAM_NAMES:
+        assert torch.equal(grads[True][name].grad, grads[False][name].grad), name
+
+
 def test_sparse_patterns_are_valid_csr_even_when_x_equals_y():
     """torch's CSR kernels assume each row's columns sorted and distinct; x = y must not break it."""
     cfg = ModelConfig(n=7, d_model=8, n_heads=3, d_head=4, d_mlp=16)
