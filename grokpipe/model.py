@@ -36,12 +36,13 @@ from .tasks import N_POSITIONS
 
 PARAM_NAMES = ("embed", "pos", "W_Q", "W_K", "W_V", "W_O", "W_in", "b_in", "W_out", "b_out", "W_U")
 FIXED_SLOTS = 4  # rows every example mixes: P0 and P2 (the x and y slots' positions), E[op] + P1, E[=] + P3
-# The token rows' gradient sums each example's gradient row into 2 H table rows. Once a pass's
-# gradient (float32) is larger than this, beyond one core's L2 cache (2 MB on the project's Intel
-# machine), the sum runs in token-major row order (Batch.token_rows): at D = 3830, paper shape, the
-# sparse product took 0.82 ms instead of 1.43 (2 threads, docs/speed.md). Below it the gradient
-# stays in cache either way, and the copy back into the tables' layout costs more than it saves.
-# Every bit is the same in both orders.
+# The token rows' gradient sums each example's gradient row into 2 H table rows. When a pass holds
+# one model and its gradient (float32) is larger than this, beyond one core's L2 cache (2 MB on the
+# project's Intel machine), the sum runs in token-major row order (Batch.token_rows): at D = 3830,
+# paper shape, the sparse product took 0.82 ms instead of 1.43 (2 threads, docs/speed.md). Below
+# it the gradient stays in cache either way; with several models the result must be copied back
+# into the tables' layout, which cost as much as it saved (quick shape, 2 x 1400: equal; 4 x 1000:
+# 2-3% slower). Every bit is the same in both orders.
 TOKEN_MAJOR_BYTES = 2 << 20
 
 
@@ -100,7 +101,7 @@ class Batch:
         # row of the x and y slots' tokens among the (M, n + 4) rows whose attention scores _Tables computes
         self.score_rows = (torch.stack([x, y], -1) + member // H).reshape(-1)
         self.slot_positions = torch.tensor([0, 2, 1, 3], device=x.device)  # the position each slot reads
-        self.token_major = M * N * (cfg.d_mlp + cfg.vocab) * 4 > TOKEN_MAJOR_BYTES
+        self.token_major = M == 1 and N * (cfg.d_mlp + cfg.vocab) * 4 > TOKEN_MAJOR_BYTES
         self._masks: dict[torch.dtype, torch.Tensor] = {}
         self._token_gradients: dict[tuple[torch.dtype, int], torch.Tensor] = {}
 
@@ -310,10 +311,9 @@ class _Tables(torch.autograd.Function):
         # the tables, and the bias the fixed rows carry
         d_fixed_by_slot = d_fixed_rows.view(M, FIXED_SLOTS, H, width)
         # d_tables is _TableMix's own (Batch.token_gradient_buffer, or a fresh scatter-add): added to in
-        # place, then made contiguous once for the two products below (a copy only when its rows are
-        # token-major and there are several models: Batch.token_rows)
+        # place; with token-major rows (one model: Batch.token_rows) a strided view, which the two
+        # products below read as it is
         d_tables[:, :, n:] += d_fixed_by_slot.transpose(1, 2)
-        d_tables = d_tables.reshape(M * H, n + FIXED_SLOTS, width).view(d_tables.shape)
         d_bias = d_fixed_by_slot.sum((1, 2)) / H  # (M, width)
         d_W_OX = values.transpose(-1, -2) @ d_tables  # (M, H, e, width)
         d_values = d_tables @ W_OX.transpose(-1, -2)  # (M, H, n + 4, e)
