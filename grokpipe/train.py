@@ -266,6 +266,11 @@ def metric_names(spec: ShardSpec) -> list[str]:
 # ---------------------------------------------------------------- the state of training
 
 
+def _evaluated_at(history: dict[str, list], step: int) -> bool:
+    """Whether a history's last evaluation was made at ``step``."""
+    return bool(history["eval_step"]) and history["eval_step"][-1] == step
+
+
 class TrainState:
     """Parameters, optimiser, step, curves and wall time: everything a checkpoint holds."""
 
@@ -303,8 +308,7 @@ class TrainState:
         history = {k: list(v.numpy()) for k, v in state["history"].items()}
         history.setdefault("eval_wall", [math.nan] * len(history["eval_step"]))
         step = int(state["step"])
-        evaluated_where_it_stopped = bool(history["eval_step"]) and history["eval_step"][-1] == step
-        if evaluated_where_it_stopped and step != spec.steps and not spec.schedule.is_eval_step(step):
+        if _evaluated_at(history, step) and step != spec.steps and not spec.schedule.is_eval_step(step):
             history = {k: v[:-1] for k, v in history.items()}
         params = {k: v.to(device) for k, v in state["params"].items()}
         return cls(spec, params, state["optim"], step, history, float(state["wall_seconds"]))
@@ -324,7 +328,7 @@ class TrainState:
                 "wall_seconds": self.wall}
 
     def evaluated_at_this_step(self) -> bool:
-        return bool(self.history["eval_step"]) and self.history["eval_step"][-1] == self.step
+        return _evaluated_at(self.history, self.step)
 
     def due_for_evaluation(self) -> bool:
         """At a scheduled step or the last one, unless this step's evaluation is already recorded
