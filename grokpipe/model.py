@@ -103,7 +103,7 @@ class Batch:
         self.slot_positions = torch.tensor([0, 2, 1, 3], device=x.device)  # the position each slot reads
         self.token_major = M == 1 and N * (cfg.d_mlp + cfg.vocab) * 4 > TOKEN_MAJOR_BYTES
         self._masks: dict[torch.dtype, torch.Tensor] = {}
-        self._token_gradients: dict[tuple[torch.dtype, int], torch.Tensor] = {}
+        self._token_gradients: dict[torch.dtype, torch.Tensor] = {}
 
     @functools.cached_property
     def pairs(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -142,10 +142,9 @@ class Batch:
         gradient into, every row afresh, and returns; :class:`_Tables`' backward then adds the
         fixed rows' gradient to it in place. One per batch and dtype, reused every step: written
         into fresh memory, the sparse product took twice as long (it stays in cache when reused)."""
-        key = (like.dtype, like.shape[-1])
-        if key not in self._token_gradients:
-            self._token_gradients[key] = like.new_empty(self.n_rows, like.shape[-1])
-        return self._token_gradients[key]
+        if like.dtype not in self._token_gradients:
+            self._token_gradients[like.dtype] = like.new_empty(self.n_rows, self.cfg.d_mlp + self.cfg.vocab)
+        return self._token_gradients[like.dtype]
 
     @functools.cached_property
     def token_rows(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
