@@ -96,11 +96,17 @@ def main() -> int:
     args.out_dir.mkdir(parents=True, exist_ok=True)
     log = Log(args.out_dir / "gpu-check.log")
     sys.path.insert(0, str(REPO))
-    report: dict = {"device": args.device, "small": args.small, "steps": {}}
+    report: dict = {"device": args.device, "small": args.small, "steps": {}, "ok": False}
+    from grokpipe.files import write_json
+
+    def save() -> None:
+        """Written after every step, so a run cut off by the lease's time limit still leaves its numbers."""
+        write_json(args.out_dir / "gpu-check.json", "gpu-check", report)
     nvidia = shutil.which("nvidia-smi")
     report["steps"]["nvidia-smi"] = run_command(log, [nvidia], 60) if nvidia else {"exit": None, "tail": "not found"}
     report["steps"]["pytest"] = run_command(log, [sys.executable, "-m", "pytest", "-q", "-m", "cuda", "-p",
                                                   "no:cacheprovider", "tests/test_cuda.py"], 600)
+    save()
     from grokpipe.bench import Case, run_bench
 
     shape, D, other_D, ensembles = ("quick", 100, 300, (1, 2)) if args.small else ("paper", 3830, 1000, (1, 8, 32, 64))
@@ -113,19 +119,18 @@ def main() -> int:
                                    min_seconds=0.01 if args.small else 0.5, repeats=1 if args.small else 3,
                                    reference_up_to=1, backend=backend, fit_max_steps=100 if args.small else 20_000)
         bench[backend]["seconds"] = time.monotonic() - start
+        report["bench"] = bench
+        save()
         for c in bench[backend]["cases"]:
             log(f"bench {backend} {c['shape']} {c['regime']} D={c['D']} x{c['ensemble']}: {c['steps_per_s']:.1f} steps/s, "
                 f"{c['model_steps_per_s']:.0f} model-steps/s" + (f", {c['speedup']:.1f}x the reference"
                                                                   if "speedup" in c else ""))
-    report["bench"] = bench
     best = max(bench, key=lambda b: max(c["model_steps_per_s"] for c in bench[b]["cases"]))
     report["throughput"] = {"backend": best, **bench[best]["throughput"].get(shape, {})}  # grokpipe plan --throughput
     report["paper_shard"] = paper_shard(log, args.device, args.small, args.out_dir)
     ok = report["steps"]["pytest"]["exit"] in (0, 5)  # 5: no test collected (no CUDA: every test skipped)
     report["ok"] = ok
-    from grokpipe.files import write_json
-
-    write_json(args.out_dir / "gpu-check.json", "gpu-check", report)
+    save()
     log(f"wrote {args.out_dir / 'gpu-check.json'}; {'every step ran' if ok else 'a step failed: see above'}")
     return 0 if ok else 1
 
