@@ -37,7 +37,7 @@ from .errors import GrokpipeError
 from .model import ModelConfig, flops_per_example, init_params, loss, stack_params
 from .optim import EnsembleAdamW
 from .reference import reference_forward, tokens_for
-from .spec import RunSpec, ShardSpec
+from .spec import DEFAULT_BACKEND, RunSpec, ShardSpec
 from .train import ShardData, TrainState, configure_cpu, pick_device, train_step
 
 SHAPES = {"paper": (113, dict(d_model=128, n_heads=4, d_head=32, d_mlp=512)),
@@ -277,10 +277,8 @@ def run_bench(cases=DEFAULT_CASES, device: str = "cpu", threads: int = 2, min_se
     from .provenance import cpu_model
 
     name = torch.cuda.get_device_name() if dev.type == "cuda" else cpu_model()
-    from .model import default_backend
-
     return {"device": str(dev), "device_name": name, "threads": threads, "denormals_flushed": bool(flushed),
-            "backend": backend or default_backend(dev),
+            "backend": backend or DEFAULT_BACKEND,
             "matmul_gflops": peak, "torch": torch.__version__, "cases": results, "throughput": throughput}
 
 

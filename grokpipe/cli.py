@@ -79,7 +79,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _add_train(sub) -> None:
-    from .spec import BACKENDS, EvalSchedule, ModelConfig, RunSpec, ShardSpec, default
+    from .spec import BACKENDS, DEFAULT_BACKEND, EvalSchedule, ModelConfig, RunSpec, ShardSpec, default
     from .tasks import task_help
 
     p = sub.add_parser("train", help="train a shard of runs (the product of the given lists) as one ensemble",
@@ -113,8 +113,8 @@ def _add_train(sub) -> None:
     p.add_argument("--single-pass", action="store_true",
                    help="one forward/backward pass over the whole ensemble, as on a GPU (the CPU default is passes "
                         "of a few thousand examples)")
-    p.add_argument("--backend", choices=BACKENDS,
-                   help="how the backward reaches the token tables (default: sparse on a CPU, gather on a GPU)")
+    p.add_argument("--backend", choices=BACKENDS, default=DEFAULT_BACKEND,
+                   help="how the backward reaches the token tables (default: %(default)s)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=_cmd_train)
 
@@ -166,7 +166,7 @@ def _cmd_train(args) -> int:
 
 
 def _add_bench(sub) -> None:
-    from .spec import BACKENDS
+    from .spec import BACKENDS, DEFAULT_BACKEND
 
     p = sub.add_parser("bench", help="time the trainer against the straightforward implementation")
     p.add_argument("--threads", type=_threads, default=2)
@@ -180,7 +180,8 @@ def _add_bench(sub) -> None:
     p.add_argument("--min-seconds", type=_positive_float, default=1.0, help="length of each timing")
     p.add_argument("--no-reference", action="store_true", help="time grokpipe's step only (e.g. large ensembles on a GPU)")
     p.add_argument("--keep-denormals", action="store_true", help="do not flush denormals (to measure what flushing is worth)")
-    p.add_argument("--backend", choices=BACKENDS, help="the backward's backend (default: the device's)")
+    p.add_argument("--backend", choices=BACKENDS, default=DEFAULT_BACKEND,
+                   help="the backward's backend (default: %(default)s)")
     p.add_argument("--json", type=Path, help="also write the results as JSON")
     p.set_defaults(func=_cmd_bench)
 

@@ -31,7 +31,7 @@ import warnings
 
 import torch
 
-from .spec import BACKENDS, ModelConfig  # noqa: F401 - BACKENDS: the backward's ways, re-exported
+from .spec import BACKENDS, DEFAULT_BACKEND, ModelConfig  # noqa: F401 - BACKENDS: the backward's ways, re-exported
 from .tasks import N_POSITIONS
 
 PARAM_NAMES = ("embed", "pos", "W_Q", "W_K", "W_V", "W_O", "W_in", "b_in", "W_out", "b_out", "W_U")
@@ -76,10 +76,6 @@ def stack_params(members: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tens
 
 
 
-def default_backend(device: torch.device) -> str:
-    return "sparse" if device.type == "cpu" else "gather"
-
-
 class Batch:
     """Examples ``x``, ``y`` of shape (M, N), one row per member, and the table rows each example
     mixes (see :class:`_TableMix`).
@@ -89,7 +85,7 @@ class Batch:
 
     def __init__(self, cfg: ModelConfig, x: torch.Tensor, y: torch.Tensor, backend: str | None = None):
         self.cfg, self.x, self.y = cfg, x, y
-        self.backend = backend or default_backend(x.device)
+        self.backend = backend or DEFAULT_BACKEND
         M, N = x.shape
         n, H = cfg.n, cfg.n_heads
         rows = n + FIXED_SLOTS  # per model and head: the token rows, then the fixed rows (_Tables)
