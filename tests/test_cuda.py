@@ -75,15 +75,19 @@ def deterministic_cuda():
     torch.use_deterministic_algorithms(False)
 
 
-def test_a_run_that_has_converged_stops_on_cuda_while_the_others_train_on(tmp_path, deterministic_cuda):
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_run_that_has_converged_stops_on_cuda_while_the_others_train_on(tmp_path, deterministic_cuda, backend):
     """On CUDA a stopped run leaves the single pass, and the others' numbers are the same, bit for bit,
     as in a shard where none stops: the CPU test's claim
-    (test_train.test_a_run_that_has_converged_stops_while_its_shard_mates_train_on), on the GPU."""
+    (test_train.test_a_run_that_has_converged_stops_while_its_shard_mates_train_on), on the GPU.
+    Seen to pass on an H100 with the gather backend (2026-11-27); the sparse one (cuSPARSE, which
+    torch's deterministic mode does not list) had not yet run on a GPU in this mode."""
     import dataclasses
 
-    train_shard(_stopping_spec(1500), tmp_path / "s.h5", tmp_path / "s.pt", device="cuda", show_progress=False)
+    train_shard(_stopping_spec(1500), tmp_path / "s.h5", tmp_path / "s.pt", device="cuda", show_progress=False,
+                backend=backend)
     train_shard(dataclasses.replace(_stopping_spec(1500), stop_when_converged=False), tmp_path / "all.h5",
-                tmp_path / "all.pt", device="cuda", show_progress=False)
+                tmp_path / "all.pt", device="cuda", show_progress=False, backend=backend)
     stopping, all_along = read_shard(tmp_path / "s.h5").runs, read_shard(tmp_path / "all.h5").runs
     assert len(stopping[0].eval_step) < len(all_along[0].eval_step) == 76
     for run, reference in zip(stopping, all_along):
