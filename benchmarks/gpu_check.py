@@ -108,12 +108,13 @@ def main() -> int:
                                                   "no:cacheprovider", "tests/test_cuda.py"], 600)
     save()
     from grokpipe.bench import Case, run_bench
+    from grokpipe.spec import BACKENDS
 
     shape, D, other_D, ensembles = ("quick", 100, 300, (1, 2)) if args.small else ("paper", 3830, 1000, (1, 8, 32, 64))
     cases = [Case(shape, regime, D, e) for regime in ("random", "fitted") for e in ensembles]
     cases += [Case(shape, "fitted", other_D, e) for e in ensembles[1:]]  # a second D: the throughput fit needs two
     bench = {}
-    for backend in ("gather", "sparse"):
+    for backend in BACKENDS:
         start = time.monotonic()
         bench[backend] = run_bench(cases, args.device, threads=1 if args.small else 2,
                                    min_seconds=0.01 if args.small else 0.5, repeats=1 if args.small else 3,
