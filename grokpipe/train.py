@@ -504,7 +504,7 @@ def train_shard(spec: ShardSpec, out: Path, checkpoint: Path, init_from: Path | 
 
     ``single_pass``: one pass over the whole ensemble (a GPU's default) instead of the CPU's passes
     of a few thousand examples; ``backend``: how the backward reaches the token tables
-    (grokpipe.model.BACKENDS; by default the device's). Neither changes the numbers beyond rounding."""
+    (grokpipe.spec.BACKENDS; by default DEFAULT_BACKEND, sparse). Neither changes the numbers beyond rounding."""
     out, checkpoint = Path(out), Path(checkpoint)
     check_distinct(**{"--out": out, "--checkpoint": checkpoint, "--init-from": init_from})
     threads = threads or available_cores()
