@@ -17,7 +17,8 @@ from .spec import NUMERICS_VERSION
 
 # the attributes that say which trainer made the numbers: runs that differ in any of them are "mixed"
 TRAINER_KEYS = ("grokpipe_version", "numerics_version", "git_commit")
-KEYS = (*TRAINER_KEYS, "git_dirty", "torch_version", "numpy_version", "device_name", "threads", "denormals_flushed")
+KEYS = (*TRAINER_KEYS, "git_dirty", "torch_version", "numpy_version", "device_name", "threads", "denormals_flushed",
+        "backward_backend")
 
 
 @functools.cache
@@ -54,13 +55,15 @@ def software() -> dict:
             "git_dirty": dirty}
 
 
-def collect(device: str, threads: int, denormals_flushed: bool) -> dict:
-    """Provenance of a training process: plain values, one HDF5 attribute each."""
+def collect(device: str, threads: int, denormals_flushed: bool, backend: str) -> dict:
+    """Provenance of a training process: plain values, one HDF5 attribute each. ``backend``, the
+    backward's (grokpipe.spec.BACKENDS), changes the rounding, as the device and threads do."""
     import torch
 
     name = torch.cuda.get_device_name() if device.startswith("cuda") else cpu_model()
     return {**software(), "torch_version": str(torch.__version__), "numpy_version": np.__version__,
-            "device_name": name, "threads": int(threads), "denormals_flushed": bool(denormals_flushed)}
+            "device_name": name, "threads": int(threads), "denormals_flushed": bool(denormals_flushed),
+            "backward_backend": backend}
 
 
 def trainer_label(values: dict) -> str:
@@ -79,7 +82,9 @@ def provenance_summary(runs) -> dict:
         label = trainer_label(r.provenance) if r.provenance else "unknown (no provenance recorded)"
         counts[label] = counts.get(label, 0) + 1
         if r.provenance.get("device_name"):
+            backend = r.provenance.get("backward_backend")
             devices.add(f"{r.provenance['device_name']} ({r.provenance.get('threads', '?')} threads, denormals "
-                        f"{'flushed' if r.provenance.get('denormals_flushed') else 'kept'})")
+                        f"{'flushed' if r.provenance.get('denormals_flushed') else 'kept'}"
+                        + (f", {backend} backward)" if backend else ")"))
     versions = {tuple(r.provenance.get(k) for k in TRAINER_KEYS[:2]) for r in runs}
     return {"trainers": counts, "devices": sorted(devices), "mixed": len(counts) > 1, "numerics_mixed": len(versions) > 1}

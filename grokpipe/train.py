@@ -32,7 +32,7 @@ from .files import check_distinct, check_output
 from .model import Batch, forward, init_params, loss, param_norm, stack_params
 from .optim import EnsembleAdamW
 from .provenance import collect as collect_provenance
-from .spec import NUMERICS_VERSION, ShardSpec
+from .spec import DEFAULT_BACKEND, NUMERICS_VERSION, ShardSpec
 from .store import BASE_METRICS, ShardWriter, evaluated_rows, read_shard
 from .tasks import make_dataset, random_labels, train_indices
 
@@ -514,7 +514,7 @@ def train_shard(spec: ShardSpec, out: Path, checkpoint: Path, init_from: Path | 
     _check_out(out, spec.identity)
     data = ShardData(spec, dev, single_pass, backend)
     attrs = {"identity": spec.identity, "spec": spec.to_json(), "task": spec.task, "p": spec.p,
-             "experiment": experiment, **collect_provenance(dev.type, threads, flushed)}
+             "experiment": experiment, **collect_provenance(dev.type, threads, flushed, backend or DEFAULT_BACKEND)}
     run_attrs = [(r.run_id, {"task": spec.task, "p": spec.p, **dataclasses.asdict(r),
                              "init": "checkpoint" if spec.init_identity else "random",
                              **{f"model_{k}": v for k, v in spec.model.as_dict().items()}}) for r in spec.runs]

@@ -14,7 +14,7 @@ import torch
 
 from grokpipe.errors import GrokpipeError
 from grokpipe.model import ModelConfig
-from grokpipe.spec import NUMERICS_VERSION, EvalSchedule, RunSpec, ShardSpec
+from grokpipe.spec import DEFAULT_BACKEND, NUMERICS_VERSION, EvalSchedule, RunSpec, ShardSpec
 from grokpipe.store import read_shard
 from grokpipe.train import load_checkpoint, train_shard
 
@@ -311,6 +311,7 @@ def test_the_shard_file_records_provenance_and_wall_time(tmp_path):
     provenance = read.runs[0].provenance
     assert provenance["numerics_version"] == NUMERICS_VERSION and provenance["threads"] == 1
     assert provenance["denormals_flushed"] in (True, False) and provenance["device_name"]
+    assert provenance["backward_backend"] == DEFAULT_BACKEND
     assert set(provenance) >= {"grokpipe_version", "git_commit", "git_dirty", "torch_version", "numpy_version"}
     wall = read.runs[0].eval_wall
     assert wall[0] == 0 and np.all(np.diff(wall) >= 0) and wall[-1] > 0
