@@ -160,7 +160,7 @@ def _state(case: Case, device: torch.device, fitted: dict) -> tuple[dict, dict |
                                                    for m in ("exp_avg", "exp_avg_sq")}})
 
 
-def _fast_step(case: Case, device: torch.device, fitted: dict, backend: str | None = None):
+def _fast_step(case: Case, device: torch.device, fitted: dict, backend: str = DEFAULT_BACKEND):
     spec = _spec(case.shape, case.D, case.ensemble)
     data = ShardData(spec, device, backend=backend)
     stacked, optim = _state(case, device, fitted)
@@ -203,7 +203,7 @@ def _shape_name(spec: ShardSpec) -> str:
     return f"p={spec.p} d={m.d_model} h={m.n_heads}x{m.d_head} mlp={m.d_mlp}"
 
 
-def _checkpoint_step(path: Path, device: torch.device, backend: str | None):
+def _checkpoint_step(path: Path, device: torch.device, backend: str):
     """A pipeline checkpoint's training step, as the trainer continues it."""
     state = load_checkpoint(path)
     spec = ShardSpec.from_json(state["spec"], f"--checkpoint {path}")
@@ -239,7 +239,7 @@ def fit_throughput(cases: list[dict]) -> dict | None:
 
 def run_bench(cases=DEFAULT_CASES, device: str = "cpu", threads: int = 2, min_seconds: float = 1.0,
               repeats: int = 5, reference_up_to: int = MAX_ENSEMBLE, flush_denormals: bool = True,
-              backend: str | None = None, fit_max_steps: int = FIT_MAX_STEPS, checkpoints=()) -> dict:
+              backend: str = DEFAULT_BACKEND, fit_max_steps: int = FIT_MAX_STEPS, checkpoints=()) -> dict:
     """Time every case; the reference only for ensembles of at most ``reference_up_to`` models
     (it trains them one after another, which takes long for large ensembles on a GPU)."""
     flushed = configure_cpu(threads)  # the reference, in the same process, gets the same settings
@@ -278,7 +278,7 @@ def run_bench(cases=DEFAULT_CASES, device: str = "cpu", threads: int = 2, min_se
 
     name = torch.cuda.get_device_name() if dev.type == "cuda" else cpu_model()
     return {"device": str(dev), "device_name": name, "threads": threads, "denormals_flushed": bool(flushed),
-            "backend": backend or DEFAULT_BACKEND,
+            "backend": backend,
             "matmul_gflops": peak, "torch": torch.__version__, "cases": results, "throughput": throughput}
 
 

@@ -83,9 +83,9 @@ class Batch:
     The sparse structures of the backward pass depend only on the examples, not on the
     parameters, so the trainer builds one Batch per shard and reuses it every step."""
 
-    def __init__(self, cfg: ModelConfig, x: torch.Tensor, y: torch.Tensor, backend: str | None = None):
+    def __init__(self, cfg: ModelConfig, x: torch.Tensor, y: torch.Tensor, backend: str = DEFAULT_BACKEND):
         self.cfg, self.x, self.y = cfg, x, y
-        self.backend = backend or DEFAULT_BACKEND
+        self.backend = backend
         M, N = x.shape
         n, H = cfg.n, cfg.n_heads
         rows = n + FIXED_SLOTS  # per model and head: the token rows, then the fixed rows (_Tables)

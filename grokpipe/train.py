@@ -144,7 +144,7 @@ class ShardData:
     members' training sets, padded to the pass's largest)."""
 
     def __init__(self, spec: ShardSpec, device: torch.device, single_pass: bool | None = None,
-                 backend: str | None = None):
+                 backend: str = DEFAULT_BACKEND):
         ds = make_dataset(spec.task, spec.p)
         self.dataset = ds
         M, n_ex = len(spec.runs), ds.n_examples
@@ -499,12 +499,12 @@ def _start(spec: ShardSpec, checkpoint: Path, init_from: Path | None, dev: torch
 
 def train_shard(spec: ShardSpec, out: Path, checkpoint: Path, init_from: Path | None = None,
                 device: str = "cpu", threads: int | None = None, experiment: str = "",
-                show_progress: bool = True, single_pass: bool | None = None, backend: str | None = None) -> dict:
+                show_progress: bool = True, single_pass: bool | None = None, backend: str = DEFAULT_BACKEND) -> dict:
     """Train (or resume, or finish) a shard; returns the final metrics of every run.
 
     ``single_pass``: one pass over the whole ensemble (a GPU's default) instead of the CPU's passes
     of a few thousand examples; ``backend``: how the backward reaches the token tables
-    (grokpipe.spec.BACKENDS; by default DEFAULT_BACKEND, sparse). Neither changes the numbers beyond rounding."""
+    (grokpipe.spec.BACKENDS). Neither changes the numbers beyond rounding."""
     out, checkpoint = Path(out), Path(checkpoint)
     check_distinct(**{"--out": out, "--checkpoint": checkpoint, "--init-from": init_from})
     threads = threads or available_cores()
@@ -514,7 +514,7 @@ def train_shard(spec: ShardSpec, out: Path, checkpoint: Path, init_from: Path | 
     _check_out(out, spec.identity)
     data = ShardData(spec, dev, single_pass, backend)
     attrs = {"identity": spec.identity, "spec": spec.to_json(), "task": spec.task, "p": spec.p,
-             "experiment": experiment, **collect_provenance(dev.type, threads, flushed, backend or DEFAULT_BACKEND)}
+             "experiment": experiment, **collect_provenance(dev.type, threads, flushed, backend)}
     run_attrs = [(r.run_id, {"task": spec.task, "p": spec.p, **dataclasses.asdict(r),
                              "init": "checkpoint" if spec.init_identity else "random",
                              **{f"model_{k}": v for k, v in spec.model.as_dict().items()}}) for r in spec.runs]
