@@ -393,7 +393,10 @@ class TrainState:
 
     def finished(self) -> bool:
         """Every run has stopped, or (``stop_when_converged``) has converged by the criterion the
-        claims use: the shard ends."""
+        claims use: the shard ends. The one rule that reads other runs: a run that has converged,
+        but not with the margin, trains on until its shard-mates have converged too, so where it
+        ends depends on how the runs were cut into shards (docs/quick-scale.md, "Convergence";
+        each run ending by the margin alone cost a third more of those experiments' time)."""
         if not self.training or not self.spec.stop_when_converged:
             return not self.training
         return all(self._converged(i, run, CRITERION) for i, run in enumerate(self._run_curves()))
