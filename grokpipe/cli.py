@@ -96,7 +96,7 @@ def _add_train(sub) -> None:
     p.add_argument("--steps", type=_non_negative_int, help="full-batch steps (= epochs)")
     p.add_argument("--random-labels", action="store_true", help="train on a fixed random labelling (C_mem only)")
     p.add_argument("--circuits", action="store_true", help="log C_gen/C_mem logits (add, sub, mul, div)")
-    p.add_argument("--stop-when-converged", action="store_true", help="stop the shard once every run has converged, and a run before that once it has with a margin")
+    p.add_argument("--stop-when-converged", action="store_true", help="stop each run once it has converged with a margin (the shard when all have)")
     for name in ("d_model", "n_heads", "d_head", "d_mlp"):
         p.add_argument(f"--{name.replace('_', '-')}", type=_positive_int, default=default(ModelConfig, name))
     p.add_argument("--eval-every", type=_non_negative_int, default=default(EvalSchedule, "every"),

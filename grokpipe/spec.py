@@ -141,8 +141,8 @@ class ShardSpec:
     checkpoint_every: int = 1000
     circuits: bool = False  # log Appendix B's C_gen / C_mem logits at every evaluation
     init_identity: str = ""  # identity and step of the checkpoint the runs start from, if any
-    # stop the shard once every run has converged, a run before that once it has with a margin
-    # (grokpipe.convergence.STOP_CRITERION); like ``steps`` it decides where training ends, not its
+    # each run stops once it has converged with a margin (grokpipe.convergence.STOP_CRITERION), the
+    # shard when all have; like ``steps`` it decides where training ends, not its
     # numbers (the runs still training compute exactly what they would have:
     # grokpipe.train.ShardData.passes_for), so it is not part of the identity
     stop_when_converged: bool = False

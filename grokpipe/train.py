@@ -26,7 +26,7 @@ import torch
 
 from .checkpoint import load_checkpoint, save_checkpoint
 from .circuits import CIRCUIT_METRICS, circuit_metrics
-from .convergence import CRITERION, STOP_CRITERION, run_converged
+from .convergence import STOP_CRITERION, run_converged
 from .errors import GrokpipeError
 from .files import check_distinct, check_output
 from .model import Batch, forward, init_params, loss, param_norm, stack_params
@@ -379,27 +379,19 @@ class TrainState:
         self._curves_at = (evaluations, runs)
         return runs
 
-    def _converged(self, member: int, run_curves: tuple[np.ndarray, dict], criterion) -> bool:
+    def _stops(self, member: int, run_curves: tuple[np.ndarray, dict]) -> bool:
+        """Whether a run stops here: it passed the stopping criterion, on its own curves alone."""
         run = self.spec.runs[member]
-        return run_converged(*run_curves, run.lr * run.weight_decay, criterion)
+        return self.spec.stop_when_converged and run_converged(*run_curves, run.lr * run.weight_decay, STOP_CRITERION)
 
     def _still_training(self, members: tuple[int, ...]) -> tuple[int, ...]:
         """``members`` less the runs that train no more: those not evaluated at the last evaluation
-        (they stopped before), and, with ``stop_when_converged``, those past the stopping criterion there."""
+        (they stopped before), and, with ``stop_when_converged``, those past the stopping criterion
+        there. The shard ends when none is left (or at its step cap): no rule reads another run's
+        curves, so where a run ends does not depend on how the runs were cut into shards."""
         runs = self._run_curves()
         evaluations = len(self.history["eval_step"])
-        return tuple(i for i in members if len(runs[i][0]) == evaluations and not (
-            self.spec.stop_when_converged and self._converged(i, runs[i], STOP_CRITERION)))
-
-    def finished(self) -> bool:
-        """Every run has stopped, or (``stop_when_converged``) has converged by the criterion the
-        claims use: the shard ends. The one rule that reads other runs: a run that has converged,
-        but not with the margin, trains on until its shard-mates have converged too, so where it
-        ends depends on how the runs were cut into shards (docs/quick-scale.md, "Convergence";
-        each run ending by the margin alone cost a third more of those experiments' time)."""
-        if not self.training or not self.spec.stop_when_converged:
-            return not self.training
-        return all(self._converged(i, run, CRITERION) for i, run in enumerate(self._run_curves()))
+        return tuple(i for i in members if len(runs[i][0]) == evaluations and not self._stops(i, runs[i]))
 
 
 # ---------------------------------------------------------------- progress
@@ -530,10 +522,8 @@ def train_shard(spec: ShardSpec, out: Path, checkpoint: Path, init_from: Path | 
                     state.record_evaluation(data)
                     writer.append(state.step, state.latest(), spec.steps, state.wall)
                     progress.update(state.step, _accuracy_note(state.history))
-                if state.evaluated_at_this_step() and state.finished():
-                    break  # also when resumed at the evaluation where it had ended: a re-run trains no further
                 if state.step >= spec.steps or not state.training:
-                    break
+                    break  # not training: also when resumed at the evaluation where it had ended
                 state.advance(data)
                 if state.step % spec.checkpoint_every == 0 or stop.signal is not None:
                     save_checkpoint(checkpoint, state.checkpoint())

@@ -209,16 +209,18 @@ def test_runs_with_their_own_lr_and_labels_train_as_if_alone(tmp_path):
             assert np.allclose(together[metric][i], alone[metric][0], rtol=1e-4), (i, metric)
 
 
-def test_a_shard_that_wants_convergence_stops_once_every_run_has_converged(tmp_path):
+def test_a_run_alone_in_its_shard_stops_where_it_first_passes_the_stopping_criterion(tmp_path):
+    """Not at the plain criterion's first pass: the margin holds whatever the shard's size."""
+    from grokpipe.convergence import CRITERION, STOP_CRITERION, run_converged
+
     spec = ShardSpec("add", 11, ModelConfig(11, 16, 2, 8, 32), (RunSpec(121, 1.0, 0, 1e-2),), 5000,
                      schedule=EvalSchedule(every=20, per_decade=0), stop_when_converged=True)
     train_shard(spec, tmp_path / "s.h5", tmp_path / "s.pt", threads=1, show_progress=False)
     (run,) = read_shard(tmp_path / "s.h5").runs
     assert run.progress["done"] and run.eval_step[-1] < 5000
-    from grokpipe.convergence import run_converged
-
-    assert run_converged(run.eval_step, run.curves, 1e-2 * 1.0)
-    assert not run_converged(run.eval_step[:-20], {k: v[:-20] for k, v in run.curves.items()}, 1e-2 * 1.0)
+    before = run.eval_step[:-1], {k: v[:-1] for k, v in run.curves.items()}
+    assert run_converged(run.eval_step, run.curves, 1e-2, STOP_CRITERION)
+    assert not run_converged(*before, 1e-2, STOP_CRITERION) and run_converged(*before, 1e-2, CRITERION)
 
 
 def _stopping_spec(steps):
@@ -253,6 +255,19 @@ def test_a_run_that_has_converged_stops_while_its_shard_mates_train_on(tmp_path)
     final = load_checkpoint(tmp_path / "s.pt")["params"]
     assert np.isclose(float(sum(v[0].double().pow(2).sum() for v in final.values())) ** 0.5,
                       early.curves["param_norm"][-1], rtol=1e-12)
+
+
+def test_where_a_run_ends_does_not_depend_on_its_shard_mates(tmp_path):
+    """The D = 121 run trained alone ends where it ends beside two runs that converge later (it is
+    its shard's largest D, so its passes are padded alike and its numbers are the same)."""
+    together = _stopping_spec(1500)
+    alone = dataclasses.replace(together, runs=together.runs[:1])
+    train_shard(together, tmp_path / "t.h5", tmp_path / "t.pt", threads=1, show_progress=False)
+    train_shard(alone, tmp_path / "a.h5", tmp_path / "a.pt", threads=1, show_progress=False)
+    in_shard, (on_its_own,) = read_shard(tmp_path / "t.h5").runs[0], read_shard(tmp_path / "a.h5").runs
+    assert on_its_own.eval_step[-1] < 1000 and np.array_equal(in_shard.eval_step, on_its_own.eval_step)
+    for m in in_shard.curves:
+        assert np.array_equal(in_shard.curves[m], on_its_own.curves[m], equal_nan=True), m
 
 
 def test_a_shard_with_a_stopped_run_resumes_to_the_same_numbers(tmp_path):
