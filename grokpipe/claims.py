@@ -99,7 +99,7 @@ def claim_p1(mem_runs: list[Run], gen_runs: list[Run]) -> Claim:
     measured = (f"C_mem c = {mem.slope_D:.3f} ± {mem.slope_D_se:.3f} ({mem.n_runs} runs); "
                 f"C_gen c = {gen.slope_D:.3f} ± {gen.slope_D_se:.3f} ({gen.n_runs} runs, "
                 f"{len(gen_only)}/{len(gen_ok_runs)} converged runs had > {TRIGONOMETRIC:.0%} trig norm; "
-                f"their parameter norms span {low:.1f}-{high:.1f}, {high / low:.2f}x)"
+                f"their parameter norms span {low:.2f}-{high:.2f}, {high / low:.3f}x)"  # 3 decimals: 1.297 is not 1.30
                 + _left_out(mem_out + gen_out, len(mem_runs) + len(gen_runs)))
     return Claim("P1", statement, measured, threshold, "PASS" if mem_ok and gen_ok else "FAIL",
                  {"mem": asdict(mem), "gen": asdict(gen), "unconverged": len(mem_out) + len(gen_out)})
