@@ -75,7 +75,6 @@ def stack_params(members: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tens
     return {k: torch.stack([m[k] for m in members]) for k in PARAM_NAMES}
 
 
-
 class Batch:
     """Examples ``x``, ``y`` of shape (M, N), one row per member, and the table rows each example
     mixes (see :class:`_TableMix`).
