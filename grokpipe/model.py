@@ -31,7 +31,7 @@ import warnings
 
 import torch
 
-from .spec import BACKENDS, DEFAULT_BACKEND, ModelConfig  # noqa: F401 - BACKENDS: the backward's ways, re-exported
+from .spec import DEFAULT_BACKEND, ModelConfig
 from .tasks import N_POSITIONS
 
 PARAM_NAMES = ("embed", "pos", "W_Q", "W_K", "W_V", "W_O", "W_in", "b_in", "W_out", "b_out", "W_U")

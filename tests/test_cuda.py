@@ -7,9 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from grokpipe.model import BACKENDS
 from grokpipe.optim import EnsembleAdamW
-from grokpipe.spec import EvalSchedule, ModelConfig, RunSpec, ShardSpec
+from grokpipe.spec import BACKENDS, EvalSchedule, ModelConfig, RunSpec, ShardSpec
 from grokpipe.store import read_shard
 from grokpipe.train import train_shard
 

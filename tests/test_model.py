@@ -5,8 +5,9 @@ import math
 import pytest
 import torch
 
-from grokpipe.model import BACKENDS, PARAM_NAMES, Batch, ModelConfig, _Head, forward, init_params, loss, stack_params
+from grokpipe.model import PARAM_NAMES, Batch, ModelConfig, _Head, forward, init_params, loss, stack_params
 from grokpipe.reference import reference_forward, tokens_for
+from grokpipe.spec import BACKENDS
 
 
 def _random_members(cfg, count):
