@@ -74,13 +74,23 @@ def deterministic_cuda():
     torch.use_deterministic_algorithms(False)
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
+# Measured on an H100 (2026-11-27, docs/speed.md "GPU"): with deterministic algorithms the sparse
+# backend gives the same bits run to run, but once the D = 121 run has left the pass, its mates'
+# numbers move by float32 rounding (train loss 1.0024757e-3 against 1.0024759e-3 at step 380, the
+# first evaluation after the stop; 0.3% apart by step 1500): cuSPARSE's summation order follows the
+# sparse matrices' structure, which the stopped run's rows change. Strict: should a cuSPARSE or torch
+# version make it hold, this fails and the docs must be updated.
+_SPARSE_ON_CUDA_FOLLOWS_THE_SHARD = pytest.mark.xfail(
+    strict=True, reason="cuSPARSE's summation order depends on which runs are in the pass (measured on an H100)")
+
+
+@pytest.mark.parametrize("backend", [pytest.param(b, marks=_SPARSE_ON_CUDA_FOLLOWS_THE_SHARD) if b == "sparse" else b
+                                     for b in BACKENDS])
 def test_a_run_that_has_converged_stops_on_cuda_while_the_others_train_on(tmp_path, deterministic_cuda, backend):
     """On CUDA a stopped run leaves the single pass, and the others' numbers are the same, bit for bit,
     as in a shard where none stops: the CPU test's claim
     (test_train.test_a_run_that_has_converged_stops_while_its_shard_mates_train_on), on the GPU.
-    Seen to pass on an H100 with the gather backend (2026-11-27); the sparse one (cuSPARSE, which
-    torch's deterministic mode does not list) had not yet run on a GPU in this mode."""
+    Holds with the gather backend (H100, two leases); not with the sparse one (above)."""
     import dataclasses
 
     train_shard(_stopping_spec(1500), tmp_path / "s.h5", tmp_path / "s.pt", device="cuda", show_progress=False,
