@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from grokpipe.provenance import collect
+from grokpipe.spec import DEFAULT_BACKEND
 from grokpipe.store import BASE_METRICS, ShardWriter
 
 
@@ -28,7 +29,7 @@ def write_results(root: Path, shards: int, runs_per_shard: int, evals: int) -> N
         history = {"eval_step": steps, **{m: np.random.default_rng(s).random((evals, runs_per_shard))
                                           for m in BASE_METRICS}}
         writer = ShardWriter(root / "runs" / "ungrok" / f"add-{s:010x}.h5", {"identity": str(s), "spec": "{}",
-                             "task": "add", "p": 59, "experiment": "ungrok", **collect("cpu", 1, True)}, runs,
+                             "task": "add", "p": 59, "experiment": "ungrok", **collect("cpu", 1, True, DEFAULT_BACKEND, False)}, runs,
                              list(BASE_METRICS), history, 1000)
         writer.set_progress(1000, 1000, 10.0, done=True)
         writer.close()

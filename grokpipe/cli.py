@@ -115,6 +115,9 @@ def _add_train(sub) -> None:
                         "of a few thousand examples)")
     p.add_argument("--backend", choices=BACKENDS, default=DEFAULT_BACKEND,
                    help="how the backward reaches the token tables (default: %(default)s)")
+    p.add_argument("--deterministic", action="store_true",
+                   help="torch's deterministic algorithms: on CUDA the same bits run to run, about 17%% slower "
+                        "(the CPU's are the same bits anyway)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=_cmd_train)
 
@@ -157,7 +160,8 @@ def _cmd_train(args) -> int:
         spec = spec_from_flags(args)
     checkpoint = args.checkpoint or args.out.with_suffix(".pt")
     final = train_shard(spec, args.out, checkpoint, args.init_from, args.device, args.threads,
-                        args.experiment, not args.quiet, True if args.single_pass else None, args.backend)
+                        args.experiment, not args.quiet, True if args.single_pass else None, args.backend,
+                        args.deterministic)
     if not args.quiet:
         for i, run in enumerate(spec.runs):
             print(f"D={run.n_train} wd={run.weight_decay} seed={run.seed}: train_acc {final['train_acc'][i]:.3f} "

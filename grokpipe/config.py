@@ -23,7 +23,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .errors import GrokpipeError
-from .spec import EvalSchedule, ModelConfig, RunSpec, ShardSpec, stable_hash
+from .spec import BACKENDS, EvalSchedule, ModelConfig, RunSpec, ShardSpec, stable_hash
 from .tasks import make_dataset, n_elements
 
 EXPERIMENTS = ("grok", "pretrain", "ungrok", "ungrok_tasks", "semigrok_scan", "semigrok", "efficiency_mem",
@@ -104,6 +104,13 @@ class Plan:
             return jobs[(experiment, name)]
         except KeyError:
             raise GrokpipeError(f"no shard {experiment}/{name} in the {self.scale} plan") from None
+
+    @property
+    def train_flags(self) -> str:
+        """The scale's process settings as `grokpipe train` flags: what every training job adds."""
+        backend = self.settings.get("backend")
+        return " ".join(([f"--backend {backend}"] if backend else [])
+                        + (["--deterministic"] if self.settings.get("deterministic") else []))
 
     def outputs(self) -> list[str]:
         return [j.output for j in self.jobs.values()]
@@ -187,6 +194,8 @@ def load_plan(config: dict) -> Plan:
     if scale not in scales:
         raise GrokpipeError(f"config scale: unknown scale {scale!r}; choose one of {', '.join(scales)}")
     s = scales[scale]
+    if "backend" in s and s["backend"] not in BACKENDS:
+        _fail(f"scales.{scale}.backend", f"unknown backend {s['backend']!r}; choose one of {', '.join(BACKENDS)}")
     jobs: dict[tuple[str, str], ShardJob] = {}
     pretrain_by_task: dict[str, list[ShardJob]] = {}
     adaptive = None

@@ -18,7 +18,7 @@ from .spec import NUMERICS_VERSION
 # the attributes that say which trainer made the numbers: runs that differ in any of them are "mixed"
 TRAINER_KEYS = ("grokpipe_version", "numerics_version", "git_commit")
 KEYS = (*TRAINER_KEYS, "git_dirty", "torch_version", "numpy_version", "device_name", "threads", "denormals_flushed",
-        "backward_backend")
+        "backward_backend", "deterministic_algorithms")
 
 
 @functools.cache
@@ -55,15 +55,16 @@ def software() -> dict:
             "git_dirty": dirty}
 
 
-def collect(device: str, threads: int, denormals_flushed: bool, backend: str) -> dict:
+def collect(device: str, threads: int, denormals_flushed: bool, backend: str, deterministic: bool) -> dict:
     """Provenance of a training process: plain values, one HDF5 attribute each. ``backend``, the
-    backward's (grokpipe.spec.BACKENDS), changes the rounding, as the device and threads do."""
+    backward's (grokpipe.spec.BACKENDS), changes the rounding, as the device and threads do, and on
+    CUDA so does ``deterministic`` (torch's deterministic algorithms)."""
     import torch
 
     name = torch.cuda.get_device_name() if device.startswith("cuda") else cpu_model()
     return {**software(), "torch_version": str(torch.__version__), "numpy_version": np.__version__,
             "device_name": name, "threads": int(threads), "denormals_flushed": bool(denormals_flushed),
-            "backward_backend": backend}
+            "backward_backend": backend, "deterministic_algorithms": bool(deterministic)}
 
 
 def trainer_label(values: dict) -> str:
@@ -85,6 +86,7 @@ def provenance_summary(runs) -> dict:
             backend = r.provenance.get("backward_backend")
             devices.add(f"{r.provenance['device_name']} ({r.provenance.get('threads', '?')} threads, denormals "
                         f"{'flushed' if r.provenance.get('denormals_flushed') else 'kept'}"
-                        + (f", {backend} backward)" if backend else ")"))
+                        + (f", {backend} backward" if backend else "")
+                        + (", deterministic algorithms" if r.provenance.get("deterministic_algorithms") else "") + ")")
     versions = {tuple(r.provenance.get(k) for k in TRAINER_KEYS[:2]) for r in runs}
     return {"trainers": counts, "devices": sorted(devices), "mixed": len(counts) > 1, "numerics_mixed": len(versions) > 1}

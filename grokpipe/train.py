@@ -12,6 +12,7 @@ with just those can train (tests/test_imports.py).
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import dataclasses
 import math
@@ -71,6 +72,31 @@ def configure_cpu(threads: int) -> bool:
         libc.mallopt(M_MMAP_THRESHOLD, 32 << 20)  # largest glibc accepts: smaller blocks come from the heap
         libc.mallopt(M_TRIM_THRESHOLD, 1 << 30)  # and the heap is not trimmed after every step
     return flushed
+
+
+# cuBLAS's fixed workspace, which torch's deterministic algorithms need on CUDA; read when the
+# process first calls cuBLAS, so it is set before training touches the device
+CUBLAS_DETERMINISTIC_WORKSPACE = ":4096:8"
+
+
+@contextlib.contextmanager
+def deterministic_algorithms(on: bool):
+    """torch's deterministic algorithms while training (a process-wide switch, restored after).
+
+    On CUDA the scatter-adds are otherwise atomic and sum in a different order each run: two runs
+    of one shard differed by 1e-9 at step 20 and 1e-3 by step 200 on an H100. With the switch both
+    backends gave the same bits run to run there, at about 17% of the speed (docs/speed.md, "GPU").
+    On the CPU grokpipe's kernels are deterministic already: the switch changes no bits."""
+    if not on:
+        yield
+        return
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", CUBLAS_DETERMINISTIC_WORKSPACE)
+    before = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(before)
 
 
 def pick_device(name: str) -> torch.device:
@@ -494,13 +520,22 @@ def _start(spec: ShardSpec, checkpoint: Path, init_from: Path | None, dev: torch
 
 def train_shard(spec: ShardSpec, out: Path, checkpoint: Path, init_from: Path | None = None,
                 device: str = "cpu", threads: int | None = None, experiment: str = "",
-                show_progress: bool = True, single_pass: bool | None = None, backend: str = DEFAULT_BACKEND) -> dict:
+                show_progress: bool = True, single_pass: bool | None = None, backend: str = DEFAULT_BACKEND,
+                deterministic: bool = False) -> dict:
     """Train (or resume, or finish) a shard; returns the final metrics of every run.
 
     ``single_pass``: one pass over the whole ensemble (a GPU's default) instead of the CPU's passes
     of a few thousand examples; ``backend``: how the backward reaches the token tables
-    (grokpipe.spec.BACKENDS). Neither changes the numbers beyond rounding."""
-    out, checkpoint = Path(out), Path(checkpoint)
+    (grokpipe.spec.BACKENDS). Neither changes the numbers beyond rounding. ``deterministic``: torch's
+    deterministic algorithms (:func:`deterministic_algorithms`)."""
+    with deterministic_algorithms(deterministic):
+        return _train_shard(spec, Path(out), Path(checkpoint), init_from, device, threads, experiment, show_progress,
+                            single_pass, backend, deterministic)
+
+
+def _train_shard(spec: ShardSpec, out: Path, checkpoint: Path, init_from: Path | None, device: str,
+                 threads: int | None, experiment: str, show_progress: bool, single_pass: bool | None, backend: str,
+                 deterministic: bool) -> dict:
     check_distinct(**{"--out": out, "--checkpoint": checkpoint, "--init-from": init_from})
     threads = threads or available_cores()
     flushed = configure_cpu(threads)
@@ -509,7 +544,7 @@ def train_shard(spec: ShardSpec, out: Path, checkpoint: Path, init_from: Path | 
     _check_out(out, spec.identity)
     data = ShardData(spec, dev, single_pass, backend)
     attrs = {"identity": spec.identity, "spec": spec.to_json(), "task": spec.task, "p": spec.p,
-             "experiment": experiment, **collect_provenance(dev.type, threads, flushed, backend)}
+             "experiment": experiment, **collect_provenance(dev.type, threads, flushed, backend, deterministic)}
     run_attrs = [(r.run_id, {"task": spec.task, "p": spec.p, **dataclasses.asdict(r),
                              "init": "checkpoint" if spec.init_identity else "random",
                              **{f"model_{k}": v for k, v in spec.model.as_dict().items()}}) for r in spec.runs]

@@ -2,10 +2,13 @@ import os
 
 import torch
 
+from grokpipe.train import CUBLAS_DETERMINISTIC_WORKSPACE
+
 # One thread per test process: the suite never oversubscribes a small machine.
 torch.set_num_threads(1)
 os.environ.setdefault("OMP_NUM_THREADS", "1")
-# cuBLAS's fixed workspace, which torch's deterministic algorithms need on CUDA (tests/test_cuda.py);
-# it must be set before the first cuBLAS call, and changes nothing on a CPU
-os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+# cuBLAS's fixed workspace, which torch's deterministic algorithms need on CUDA (tests/test_cuda.py):
+# training sets it too, but a test before may have made the process's first cuBLAS call already.
+# It changes nothing on a CPU.
+os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", CUBLAS_DETERMINISTIC_WORKSPACE)
 

@@ -193,6 +193,8 @@ CONFIG_CASES = [
     ("ungrok seeds missing from pretrain", lambda c: _grid(c, "ungrok").update(seeds=[7]), "pretrain"),
     ("bad init", lambda c: _grid(c).update(init="warm"), "init"),
     ("zero shard size", lambda c: c["scales"]["quick"].update(shard_size=0), "shard_size"),
+    ("unknown backend", lambda c: c["scales"]["quick"].update(backend="dense"), "scales.quick.backend: unknown backend 'dense'"),
+    ("deterministic not a boolean", lambda c: c["scales"]["quick"].update(deterministic="yes"), "deterministic"),
 ]
 
 

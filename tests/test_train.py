@@ -320,6 +320,21 @@ def test_a_killed_writers_temporary_files_are_cleaned_up(tmp_path):
     assert not dead.exists() and alive.exists()
 
 
+def test_deterministic_algorithms_change_no_bit_on_the_cpu_are_recorded_and_switched_off_after(tmp_path):
+    """The CPU's kernels are deterministic already, so the switch (meant for CUDA) must change no
+    number; the file says it was on, and the process-wide switch is restored after training."""
+    train_shard(_spec(60), tmp_path / "plain.h5", tmp_path / "plain.pt", threads=1, show_progress=False)
+    train_shard(_spec(60), tmp_path / "det.h5", tmp_path / "det.pt", threads=1, show_progress=False, deterministic=True)
+    _assert_same_curves(_curves(tmp_path / "plain.h5"), _curves(tmp_path / "det.h5"))
+    assert not torch.are_deterministic_algorithms_enabled()
+    assert read_shard(tmp_path / "det.h5").runs[0].provenance["deterministic_algorithms"] is True
+    assert read_shard(tmp_path / "plain.h5").runs[0].provenance["deterministic_algorithms"] is False
+    cli = [sys.executable, "-m", "grokpipe", "train", *TINY, "--n-train", "50", "--steps", "5", "--deterministic",
+           "--out", str(tmp_path / "cli.h5")]
+    subprocess.run(cli, check=True, timeout=120)
+    assert read_shard(tmp_path / "cli.h5").runs[0].provenance["deterministic_algorithms"] is True
+
+
 def test_the_shard_file_records_provenance_and_wall_time(tmp_path):
     train_shard(_spec(30), tmp_path / "s.h5", tmp_path / "s.pt", threads=1, show_progress=False)
     read = read_shard(tmp_path / "s.h5")

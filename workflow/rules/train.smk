@@ -17,6 +17,7 @@ for _experiment in EXPERIMENTS:
             checkpoint=lambda wildcards: shard_job(wildcards).checkpoint,
             init=lambda wildcards: f"--init-from {shard_job(wildcards).init_checkpoint}" if shard_job(wildcards).init_shard else "",
             device=SCALE["device"],
+            settings=PLAN.train_flags,
         log:
             plan_module.SHARD_LOG,
         threads: SCALE["threads"]
@@ -32,7 +33,7 @@ for _experiment in EXPERIMENTS:
         shell:
             "printf '%s\\n' {params.spec:q} > {output.spec}; python -m grokpipe train --spec {output.spec}"
             " --experiment {wildcards.experiment} {params.init} --out {output.shard} --checkpoint {params.checkpoint}"
-            " --device {params.device} --threads {threads} > {log} 2>&1"
+            " --device {params.device} --threads {threads} {params.settings} > {log} 2>&1"
 
 
 # Semi-grokking's first stage ends here: Snakemake re-evaluates the DAG once the band is known,
