@@ -106,10 +106,11 @@ class Plan:
             raise GrokpipeError(f"no shard {experiment}/{name} in the {self.scale} plan") from None
 
     @property
-    def train_flags(self) -> str:
-        """The scale's process settings as `grokpipe train` flags: what every training job adds."""
+    def device_args(self) -> str:
+        """What follows `grokpipe train --device` in every training job: the scale's device, then its
+        process settings as flags (just the device when it sets none, so older results stay current)."""
         backend = self.settings.get("backend")
-        return " ".join(([f"--backend {backend}"] if backend else [])
+        return " ".join([self.settings["device"]] + ([f"--backend {backend}"] if backend else [])
                         + (["--deterministic"] if self.settings.get("deterministic") else []))
 
     def outputs(self) -> list[str]:

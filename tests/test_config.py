@@ -122,9 +122,9 @@ def test_the_adaptive_stage_is_placed_by_its_band():
 
 def test_a_scales_process_settings_reach_every_training_job_as_flags():
     config = _config()
-    assert load_plan(config).train_flags == ""  # the quick scale sets neither: grokpipe train's defaults
+    assert load_plan(config).device_args == "cpu"  # the quick scale sets neither: grokpipe train's defaults
     config["scales"]["quick"].update(backend="gather", deterministic=True)
-    assert load_plan(config).train_flags == "--backend gather --deterministic"
+    assert load_plan(config).device_args == "cpu --backend gather --deterministic"
 
 
 def test_both_scales_plan_and_cost_something():

@@ -16,8 +16,9 @@ for _experiment in EXPERIMENTS:
             spec=lambda wildcards: shard_job(wildcards).spec.to_json(),
             checkpoint=lambda wildcards: shard_job(wildcards).checkpoint,
             init=lambda wildcards: f"--init-from {shard_job(wildcards).init_checkpoint}" if shard_job(wildcards).init_shard else "",
-            device=SCALE["device"],
-            settings=PLAN.train_flags,
+            # the scale's process settings follow its device here, not in a param or shell text of their
+            # own: Snakemake re-runs every job whose rule's shell command changes (its "code" trigger)
+            device=PLAN.device_args,
         log:
             plan_module.SHARD_LOG,
         threads: SCALE["threads"]
@@ -33,7 +34,7 @@ for _experiment in EXPERIMENTS:
         shell:
             "printf '%s\\n' {params.spec:q} > {output.spec}; python -m grokpipe train --spec {output.spec}"
             " --experiment {wildcards.experiment} {params.init} --out {output.shard} --checkpoint {params.checkpoint}"
-            " --device {params.device} --threads {threads} {params.settings} > {log} 2>&1"
+            " --device {params.device} --threads {threads} > {log} 2>&1"
 
 
 # Semi-grokking's first stage ends here: Snakemake re-evaluates the DAG once the band is known,
