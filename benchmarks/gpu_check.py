@@ -1,4 +1,4 @@
-"""The GPU check: one command, 3.5 minutes on an H100, that proves and prices the CUDA path.
+"""The GPU check: one command, about 5 minutes on an H100, that proves and prices the CUDA path.
 
     python benchmarks/gpu_check.py OUT_DIR                 # on a GPU machine
     python benchmarks/gpu_check.py OUT_DIR --device cpu --small   # the same steps, tiny, on a CPU
@@ -8,12 +8,15 @@ jsonschema or network (run it from a checkout with ``PYTHONPATH=.``). Steps, eac
 
 1. ``nvidia-smi``;
 2. ``pytest -m cuda tests/test_cuda.py``: the fast model against the reference in float64 on CUDA
-   (both backward backends), the optimiser against ``torch.optim.AdamW``, and a short train and
-   resume on CUDA that gives the CPU's numbers within float tolerances;
+   (both backward backends), the optimiser against ``torch.optim.AdamW``, a short train and
+   resume on CUDA that gives the CPU's numbers within float tolerances, and, with deterministic
+   algorithms, a shard trained twice to the same bits and a stopped run that leaves its mates'
+   bits alone (gather; the sparse backend is expected to fail that one: docs/speed.md, "GPU");
 3. ``grokpipe bench`` on the device: the paper's shape at D = 3830 with ensembles 1, 8, 32 and 64,
    random and fitted regimes, both backward backends (reference only for single models);
-4. one paper-scale shard per backward backend: 64 ungrok-sized runs of the paper's model for 2000
-   steps, through the trainer (evaluations, checkpoint, shard file): model-steps/s and peak GPU memory.
+4. one paper-scale shard per backward backend, with and without deterministic algorithms
+   (``grokpipe train --deterministic``): 64 ungrok-sized runs of the paper's model for 2000 steps,
+   through the trainer (evaluations, checkpoint, shard file): model-steps/s and peak GPU memory.
 
 Writes ``OUT_DIR/gpu-check.json`` (tagged ``grokpipe-gpu-check-1``; ``grokpipe plan --throughput``
 reads its fitted throughput) and ``OUT_DIR/gpu-check.log``. Exit code 0 when every step ran.
@@ -58,7 +61,7 @@ def run_command(log: Log, cmd: list[str], timeout: float) -> dict:
     return {"command": " ".join(cmd), "exit": code, "seconds": time.monotonic() - start, "tail": output[-2000:]}
 
 
-def paper_shard(log: Log, device: str, small: bool, out_dir: Path, backend: str) -> dict:
+def paper_shard(log: Log, device: str, small: bool, out_dir: Path, backend: str, deterministic: bool) -> dict:
     """64 runs of the paper's model (ungrok sizes, random start) for 2000 steps, through the trainer."""
     import torch
 
@@ -78,9 +81,10 @@ def paper_shard(log: Log, device: str, small: bool, out_dir: Path, backend: str)
     start = time.monotonic()
     shard_dir = out_dir / "shard"
     shutil.rmtree(shard_dir, ignore_errors=True)
-    train_shard(spec, shard_dir / "paper.h5", shard_dir / "paper.pt", device=device, show_progress=False, backend=backend)
+    train_shard(spec, shard_dir / "paper.h5", shard_dir / "paper.pt", device=device, show_progress=False, backend=backend,
+                deterministic=deterministic)
     seconds = time.monotonic() - start
-    result = {"backend": backend, "runs": members, "steps": steps, "mean_D": sum(r.n_train for r in runs) / members, "seconds": seconds,
+    result = {"backend": backend, "deterministic": deterministic, "runs": members, "steps": steps, "mean_D": sum(r.n_train for r in runs) / members, "seconds": seconds,
               "model_steps_per_s": members * steps / seconds,
               "peak_memory_gb": torch.cuda.max_memory_allocated() / 2**30 if device == "cuda" else None}
     log(f"paper-scale shard: {json.dumps(result)}")
@@ -129,9 +133,11 @@ def main() -> int:
     best = max(bench, key=lambda b: max(c["model_steps_per_s"] for c in bench[b]["cases"]))
     report["throughput"] = {"backend": best, **bench[best]["throughput"].get(shape, {})}  # grokpipe plan --throughput
     report["paper_shard"] = {}
-    for backend in bench:  # the bench's ensembles say which backend is faster; the trainer settles it
-        report["paper_shard"][backend] = paper_shard(log, args.device, args.small, args.out_dir, backend)
-        save()
+    for deterministic in (False, True):  # what --deterministic costs, for each backend
+        for backend in bench:  # the bench's ensembles say which backend is faster; the trainer settles it
+            name = backend + (" deterministic" if deterministic else "")
+            report["paper_shard"][name] = paper_shard(log, args.device, args.small, args.out_dir, backend, deterministic)
+            save()
     ok = report["steps"]["pytest"]["exit"] in (0, 5)  # 5: no test collected (no CUDA: every test skipped)
     report["ok"] = ok
     save()
