@@ -85,7 +85,7 @@ def deterministic_algorithms(on: bool):
 
     On CUDA the scatter-adds are otherwise atomic and sum in a different order each run: two runs
     of one shard differed by 1e-9 at step 20 and 1e-3 by step 200 on an H100. With the switch both
-    backends gave the same bits run to run there, at about 17% of the speed (docs/speed.md, "GPU").
+    backends gave the same bits run to run there, about 17% slower (docs/speed.md, "GPU").
     On the CPU grokpipe's kernels are deterministic already: the switch changes no bits."""
     if not on:
         yield
