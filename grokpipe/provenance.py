@@ -74,6 +74,14 @@ def trainer_label(values: dict) -> str:
             + (f", commit {commit[:10]}" if commit else "") + (" (dirty)" if values.get("git_dirty") else ""))
 
 
+def device_label(values: dict) -> str:
+    """One line naming the device and process settings behind a result (claims, captions, the TUI)."""
+    backend = values.get("backward_backend")
+    return (f"{values.get('device_name', '?')} ({values.get('threads', '?')} threads, denormals "
+            f"{'flushed' if values.get('denormals_flushed') else 'kept'}" + (f", {backend} backward" if backend else "")
+            + (", deterministic algorithms" if values.get("deterministic_algorithms") else "") + ")")
+
+
 def provenance_summary(runs) -> dict:
     """The trainers that made ``runs`` (grokpipe.store.Run: one label each, with its run count), the
     devices, and whether they differ: what claims, figures and captions say about a result."""
@@ -83,10 +91,6 @@ def provenance_summary(runs) -> dict:
         label = trainer_label(r.provenance) if r.provenance else "unknown (no provenance recorded)"
         counts[label] = counts.get(label, 0) + 1
         if r.provenance.get("device_name"):
-            backend = r.provenance.get("backward_backend")
-            devices.add(f"{r.provenance['device_name']} ({r.provenance.get('threads', '?')} threads, denormals "
-                        f"{'flushed' if r.provenance.get('denormals_flushed') else 'kept'}"
-                        + (f", {backend} backward" if backend else "")
-                        + (", deterministic algorithms" if r.provenance.get("deterministic_algorithms") else "") + ")")
+            devices.add(device_label(r.provenance))
     versions = {tuple(r.provenance.get(k) for k in TRAINER_KEYS[:2]) for r in runs}
     return {"trainers": counts, "devices": sorted(devices), "mixed": len(counts) > 1, "numerics_mixed": len(versions) > 1}

@@ -21,7 +21,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Input, Static
 
 from ...monitor import ResultsScanner, ShardStatus
-from ...provenance import trainer_label
+from ...provenance import device_label, trainer_label
 from ..rows import FilterError, parse_filter, row_values, run_key
 from ..views import VIEW_BY_NAME, VIEWS
 from ..widgets.pipeline_status import PipelineStatus
@@ -198,8 +198,7 @@ class BrowseScreen(Screen):
         run = self.runs.get(key)
         made = ""
         if run is not None and run.provenance:
-            p = run.provenance
-            made = f"\n{trainer_label(p)} on {p.get('device_name', '?')} ({p.get('threads', '?')} threads)"
+            made = f"\n{trainer_label(run.provenance)} on {device_label(run.provenance)}"
         return f"{key}  state {row['state']}  step {row['progress']}{made}"
 
     # ---- actions
