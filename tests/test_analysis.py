@@ -138,6 +138,16 @@ def test_the_claims_report_names_its_trainer_and_warns_when_versions_mix():
     assert "Warning: these runs were made by different trainers with different numerics versions" in text
 
 
+def test_the_device_line_names_every_process_setting_that_changes_the_rounding():
+    from grokpipe.provenance import device_label
+
+    gpu = {"device_name": "NVIDIA H100", "threads": 2, "denormals_flushed": False, "backward_backend": "gather",
+           "deterministic_algorithms": True}
+    assert device_label(gpu) == "NVIDIA H100 (2 threads, denormals kept, gather backward, deterministic algorithms)"
+    older = {"device_name": "CPU X", "threads": 1, "denormals_flushed": True}  # a file from before both settings
+    assert device_label(older) == "CPU X (1 threads, denormals flushed)"
+
+
 def test_ungrokking_from_a_model_that_had_not_generalised_is_not_judged():
     from grokpipe.claims import all_claims
 
