@@ -160,11 +160,23 @@ class Plan:
         dependents = self._dependents.get(best.name, []) if best.experiment == FROM_PRETRAIN else []
         return self.priority(best), [best] + ([max(dependents, key=self.seconds)] if dependents else [])
 
-    def resources(self, job: ShardJob) -> dict:
-        """What a training job asks a cluster for: GPUs, memory, and minutes (the estimate, with margin)."""
+    def wanted_minutes(self, job: ShardJob) -> float:
+        """The minutes a job should be allowed, were there no limit: the estimate, with margin."""
         r = self.settings["resources"]
-        minutes = r["runtime_margin"] * self.seconds(job) / 60 + r["runtime_min_minutes"]
+        return r["runtime_margin"] * self.seconds(job) / 60 + r["runtime_min_minutes"]
+
+    def resources(self, job: ShardJob) -> dict:
+        """What a training job asks a cluster for: GPUs, memory, and minutes (the estimate, with margin,
+        at most ``runtime_max_minutes``)."""
+        r = self.settings["resources"]
+        minutes = min(self.wanted_minutes(job), r.get("runtime_max_minutes", math.inf))
         return {"gpu": r["gpu"], "mem_mb": r["mem_mb"], "runtime": max(1, math.ceil(minutes))}
+
+    def retries_needed(self, job: ShardJob) -> int:
+        """How many times a job stopped at ``runtime_max_minutes`` must resume to finish (0 without a
+        limit): Snakemake's ``--retries`` must be at least this for the longest job."""
+        limit = self.settings["resources"].get("runtime_max_minutes")
+        return max(0, math.ceil(self.wanted_minutes(job) / limit) - 1) if limit else 0
 
 
 def _fail(where: str, what: str):

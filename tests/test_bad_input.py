@@ -195,6 +195,8 @@ CONFIG_CASES = [
     ("zero shard size", lambda c: c["scales"]["quick"].update(shard_size=0), "shard_size"),
     ("unknown backend", lambda c: c["scales"]["quick"].update(backend="dense"), "scales.quick.backend: unknown backend 'dense'"),
     ("deterministic not a boolean", lambda c: c["scales"]["quick"].update(deterministic="yes"), "deterministic"),
+    ("a zero runtime limit", lambda c: c["scales"]["quick"].setdefault("resources", {}).update(runtime_max_minutes=0),
+     "runtime_max_minutes"),
 ]
 
 

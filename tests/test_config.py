@@ -69,6 +69,20 @@ def test_priority_puts_pretraining_and_its_longest_dependent_first():
         assert resources["runtime"] >= plan.seconds(job) / 60 and resources["gpu"] == 0
 
 
+def test_a_runtime_limit_caps_every_request_and_says_how_many_resumptions_a_long_job_needs():
+    plan = load_plan(_config("paper"))
+    limit = plan.settings["resources"]["runtime_max_minutes"]
+    long_jobs = [j for j in plan.jobs.values() if plan.wanted_minutes(j) > limit]
+    assert long_jobs  # the paper scale's semi-grokking shards outlast a day
+    for job in plan.jobs.values():
+        wanted, retries = plan.wanted_minutes(job), plan.retries_needed(job)
+        assert plan.resources(job)["runtime"] == min(math.ceil(wanted), limit)
+        assert retries * limit < wanted <= (retries + 1) * limit  # 1 + retries runs of the limit cover it, one fewer not
+    unlimited = copy.deepcopy(_config("paper"))
+    del unlimited["scales"]["paper"]["resources"]["runtime_max_minutes"]
+    assert not any(load_plan(unlimited).retries_needed(j) for j in long_jobs)
+
+
 def test_steps_follow_lr_wd_steps():
     plan = load_plan(_config())
     grid = plan.settings["experiments"]["ungrok"]
