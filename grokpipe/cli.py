@@ -421,13 +421,14 @@ def _cmd_plan(args) -> int:
                   f"total / {args.jobs} jobs at once: {total['seconds'] / args.jobs / 60:.1f} min; makespan at least "
                   f"{max(path_seconds, total['seconds'] / args.jobs) / 60:.1f} min"
                   + ("; the adaptive semi-grokking stage is priced once its band is known" if plan.adaptive else ""))
-    longest = max(plan.jobs.values(), key=plan.retries_needed, default=None)
-    if longest is not None and plan.retries_needed(longest):
+    retries = {job: plan.retries_needed(job) for job in plan.jobs.values()}
+    longest = max(retries, key=retries.get, default=None)
+    if longest is not None and retries[longest]:
         limit = plan.settings["resources"]["runtime_max_minutes"]
-        over = sum(1 for j in plan.jobs.values() if plan.retries_needed(j))
+        over = sum(1 for n in retries.values() if n)
         console.print(f"{over} jobs outlast runtime_max_minutes ({limit:g} min): each stops at the limit, saves its "
                       f"checkpoint and resumes on a retry; the longest ({longest.experiment}/{longest.name}) needs "
-                      f"--retries {plan.retries_needed(longest)} or more", soft_wrap=True)
+                      f"--retries {retries[longest]} or more", soft_wrap=True)
     return 0
 
 

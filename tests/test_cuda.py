@@ -13,7 +13,7 @@ from grokpipe.store import read_shard
 from grokpipe.train import train_shard
 
 from .test_model import check_against_reference
-from .test_train import _stopping_spec
+from .test_train import _assert_same_curves, _curves, _stopping_spec
 
 pytestmark = [pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")]
 
@@ -73,12 +73,8 @@ def test_a_shard_trained_twice_with_deterministic_algorithms_gives_the_same_bits
     for name in ("a", "b"):
         train_shard(_stopping_spec(600), tmp_path / f"{name}.h5", tmp_path / f"{name}.pt", device="cuda",
                     show_progress=False, backend=backend, deterministic=True)
-    first, second = read_shard(tmp_path / "a.h5").runs, read_shard(tmp_path / "b.h5").runs
-    assert first[0].provenance["deterministic_algorithms"] is True
-    for run, again in zip(first, second):
-        assert np.array_equal(run.eval_step, again.eval_step)
-        for m in run.curves:
-            assert np.array_equal(run.curves[m], again.curves[m], equal_nan=True), (run.run_id, m)
+    assert read_shard(tmp_path / "a.h5").runs[0].provenance["deterministic_algorithms"] is True
+    _assert_same_curves(_curves(tmp_path / "a.h5"), _curves(tmp_path / "b.h5"))
 
 
 # Measured on an H100 (2026-11-27, docs/speed.md "GPU"): with deterministic algorithms the sparse
