@@ -400,18 +400,19 @@ def _cmd_plan(args) -> int:
     source = plan.throughput.source
     device = plan.settings["device"]
     table = Table(title=f"{plan.scale} scale on {device}")
-    for col in ("experiment", "shards", "runs", "run-steps", "PFLOP", "job-hours"):
+    for col in ("experiment", "shards", "runs", "run-steps", "PFLOP", "job-hours", "steps"):
         table.add_column(col, justify="right")
 
     def cells(name: str, row: dict) -> list[str]:
         return [name, str(row["shards"]), str(row["runs"]), f"{row['run_steps']:.3g}", f"{row['flops'] / 1e15:.3g}",
-                f"{row['seconds'] / 3600:.3g}"]
+                f"{row['seconds'] / 3600:.3g}", "caps" if row["stops_early"] else "fixed"]
 
     cost = plan_cost(plan)
     for experiment, row in cost.items():
         table.add_row(*cells(experiment, row))
     total = {k: sum(row[k] for row in cost.values()) for k in next(iter(cost.values()))}
     table.add_row(*cells("total", total))
+    capped = [experiment for experiment, row in cost.items() if row["stops_early"]]
     console = Console()
     console.print(table)
     console.print(f"throughput from {source}: {plan.throughput.model_steps_per_s:.4g} model-steps/s and "
@@ -420,7 +421,12 @@ def _cmd_plan(args) -> int:
     console.print(f"critical path: {path_seconds / 60:.1f} min ({' -> '.join(f'{j.experiment}/{j.name}' for j in chain)}); "
                   f"total / {args.jobs} jobs at once: {total['seconds'] / args.jobs / 60:.1f} min; makespan at least "
                   f"{max(path_seconds, total['seconds'] / args.jobs) / 60:.1f} min"
-                  + ("; the adaptive semi-grokking stage is priced once its band is known" if plan.adaptive else ""))
+                  + (" if every run trains to its cap" if capped else "")
+                  + ("; the adaptive semi-grokking stage is priced once its band is known" if plan.adaptive else ""),
+                  soft_wrap=True)
+    if capped:
+        console.print(f"{', '.join(capped)}: each run stops once it has converged, so these steps and hours are caps "
+                      f"and the pipeline takes less", soft_wrap=True)
     retries = {job: plan.retries_needed(job) for job in plan.jobs.values()}
     longest = max(retries, key=retries.get, default=None)
     if longest is not None and retries[longest]:

@@ -353,14 +353,18 @@ def validate_config(config: dict, schema_path: Path) -> None:
 
 
 def plan_cost(plan: Plan, jobs: list[ShardJob] | None = None) -> dict[str, dict]:
-    """Per experiment: shards, runs, steps, training FLOPs (3 x forward) and estimated seconds."""
+    """Per experiment: shards, runs, steps, training FLOPs (3 x forward) and estimated seconds, and
+    whether its runs stop once converged (``stops_early``): then steps, FLOPs and seconds are caps,
+    and the pipeline spends less."""
     from .model import flops_per_example
 
     out: dict[str, dict] = {}
     for job in jobs if jobs is not None else plan.jobs.values():
         spec = job.spec
         per_step = 3 * flops_per_example(spec.model)["fast"] * sum(r.n_train for r in spec.runs)
-        row = out.setdefault(job.experiment, {"shards": 0, "runs": 0, "run_steps": 0, "flops": 0.0, "seconds": 0.0})
+        row = out.setdefault(job.experiment, {"shards": 0, "runs": 0, "run_steps": 0, "flops": 0.0, "seconds": 0.0,
+                                              "stops_early": False})
+        row["stops_early"] |= spec.stop_when_converged
         row["shards"] += 1
         row["runs"] += len(spec.runs)
         row["run_steps"] += len(spec.runs) * spec.steps

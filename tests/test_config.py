@@ -147,3 +147,17 @@ def test_both_scales_plan_and_cost_something():
         cost = plan_cost(plan)
         assert set(cost) <= set(EXPERIMENTS) and {"grok", "pretrain", "ungrok", "efficiency_mem"} <= set(cost)
         assert all(row["flops"] > 0 and row["runs"] >= row["shards"] and row["seconds"] > 0 for row in cost.values())
+
+
+def test_plan_prices_converging_experiments_at_their_caps_and_says_so(capsys):
+    from grokpipe.cli import main
+
+    plan = load_plan(_config())
+    cost = plan_cost(plan)
+    stopping = {job.experiment for job in plan.jobs.values() if job.spec.stop_when_converged}
+    assert stopping and {e for e, row in cost.items() if row["stops_early"]} == stopping
+    assert main(["plan", "--config", str(REPO / "config.yaml")]) == 0
+    out = capsys.readouterr().out
+    assert "makespan at least" in out and "if every run trains to its cap" in out
+    (caps_line,) = [line for line in out.splitlines() if "these steps and hours are caps" in line]
+    assert set(caps_line.split(":")[0].split(", ")) == stopping
