@@ -410,9 +410,9 @@ def _cmd_plan(args) -> int:
     cost = plan_cost(plan)
     for experiment, row in cost.items():
         table.add_row(*cells(experiment, row))
-    total = {k: sum(row[k] for row in cost.values()) for k in next(iter(cost.values()))}
-    table.add_row(*cells("total", total))
     capped = [experiment for experiment, row in cost.items() if row["stops_early"]]
+    total = {k: sum(row[k] for row in cost.values()) for k in next(iter(cost.values())) if k != "stops_early"}
+    table.add_row(*cells("total", {**total, "stops_early": bool(capped)}))
     console = Console()
     console.print(table)
     console.print(f"throughput from {source}: {plan.throughput.model_steps_per_s:.4g} model-steps/s and "
