@@ -274,11 +274,11 @@ def run_bench(cases=DEFAULT_CASES, device: str = "cpu", threads: int = 2, min_se
                         "D": max(r.n_train for r in spec.runs), "ensemble": len(spec.runs), **_rates(spec, rate, peak)})
     throughput = {shape: fit for shape in SHAPES
                   if (fit := fit_throughput([r for r in results if r["shape"] == shape and r["regime"] == "fitted"]))}
-    from .provenance import cpu_model
+    from .provenance import cpu_model, mkl_reproducible_branch
 
     name = torch.cuda.get_device_name() if dev.type == "cuda" else cpu_model()
     return {"device": str(dev), "device_name": name, "threads": threads, "denormals_flushed": bool(flushed),
-            "backend": backend,
+            "backend": backend, "mkl_reproducible_branch": "" if dev.type == "cuda" else mkl_reproducible_branch(),
             "matmul_gflops": peak, "torch": torch.__version__, "cases": results, "throughput": throughput}
 
 
@@ -288,7 +288,8 @@ def print_report(report: dict) -> None:
 
     table = Table(title=f"grokpipe bench: {report['device_name']} ({report['device']}), {report['threads']} threads, "
                         f"matmul {report['matmul_gflops']:.0f} GFLOP/s (float32), denormals "
-                        f"{'flushed' if report['denormals_flushed'] else 'kept'}")
+                        f"{'flushed' if report['denormals_flushed'] else 'kept'}"
+                        + (f", MKL branch {report['mkl_reproducible_branch']}" if report.get("mkl_reproducible_branch") else ""))
     for col in ("shape", "regime", "D", "ensemble", "reference steps/s", "grokpipe steps/s", "speed-up", "GFLOP/step",
                 "% of matmul rate"):
         table.add_column(col, justify="right")

@@ -5,6 +5,7 @@ device and the process settings. Stored as plain attributes in every shard file 
 
 from __future__ import annotations
 
+import ctypes
 import functools
 import platform
 import subprocess
@@ -18,7 +19,7 @@ from .spec import NUMERICS_VERSION
 # the attributes that say which trainer made the numbers: runs that differ in any of them are "mixed"
 TRAINER_KEYS = ("grokpipe_version", "numerics_version", "git_commit")
 KEYS = (*TRAINER_KEYS, "git_dirty", "torch_version", "numpy_version", "device_name", "threads", "denormals_flushed",
-        "backward_backend", "deterministic_algorithms")
+        "backward_backend", "deterministic_algorithms", "mkl_reproducible_branch")
 
 
 @functools.cache
@@ -48,6 +49,29 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+# MKL's codes for its reproducible-mode branches (mkl_cbwr.h), as mkl_cbwr_get(MKL_CBWR_BRANCH) returns them
+_MKL_BRANCH_NAMES = {1: "off", 2: "AUTO", 3: "COMPATIBLE", 4: "SSE2", 6: "SSSE3", 7: "SSE4_1", 8: "SSE4_2",
+                     9: "AVX", 10: "AVX2", 12: "AVX512", 14: "AVX512_E1"}
+
+
+@functools.cache
+def mkl_reproducible_branch() -> str:
+    """The branch MKL's reproducible mode runs torch's CPU products in ("off" when it is off; grokpipe
+    sets it on import: grokpipe.MKL_BRANCH), or "" where torch has no MKL. Asked of MKL itself,
+    through its service call that libtorch_cpu exports; provenance records it, since it changes
+    the rounding as the CPU does."""
+    import torch
+
+    if not torch.backends.mkl.is_available():
+        return ""
+    try:
+        lib = ctypes.CDLL(str(Path(torch.__file__).parent / "lib" / "libtorch_cpu.so"))
+        code = lib.mkl_serv_cbwr_get(1)  # MKL_CBWR_BRANCH
+    except (OSError, AttributeError):
+        return "unknown"
+    return _MKL_BRANCH_NAMES.get(code, f"code {code}")
+
+
 def software() -> dict:
     """grokpipe's version, numerics version and git state: what any process that writes results records."""
     commit, dirty = git_state()
@@ -58,13 +82,15 @@ def software() -> dict:
 def collect(device: str, threads: int, denormals_flushed: bool, backend: str, deterministic: bool) -> dict:
     """Provenance of a training process: plain values, one HDF5 attribute each. ``backend``, the
     backward's (grokpipe.spec.BACKENDS), changes the rounding, as the device and threads do, and on
-    CUDA so does ``deterministic`` (torch's deterministic algorithms)."""
+    CUDA so does ``deterministic`` (torch's deterministic algorithms), and on the CPU MKL's
+    reproducible-mode branch."""
     import torch
 
     name = torch.cuda.get_device_name() if device.startswith("cuda") else cpu_model()
     return {**software(), "torch_version": str(torch.__version__), "numpy_version": np.__version__,
             "device_name": name, "threads": int(threads), "denormals_flushed": bool(denormals_flushed),
-            "backward_backend": backend, "deterministic_algorithms": bool(deterministic)}
+            "backward_backend": backend, "deterministic_algorithms": bool(deterministic),
+            "mkl_reproducible_branch": "" if device.startswith("cuda") else mkl_reproducible_branch()}
 
 
 def trainer_label(values: dict) -> str:
@@ -79,7 +105,8 @@ def device_label(values: dict) -> str:
     backend = values.get("backward_backend")
     return (f"{values.get('device_name', '?')} ({values.get('threads', '?')} threads, denormals "
             f"{'flushed' if values.get('denormals_flushed') else 'kept'}" + (f", {backend} backward" if backend else "")
-            + (", deterministic algorithms" if values.get("deterministic_algorithms") else "") + ")")
+            + (", deterministic algorithms" if values.get("deterministic_algorithms") else "")
+            + (f", MKL branch {values['mkl_reproducible_branch']}" if values.get("mkl_reproducible_branch") else "") + ")")
 
 
 def provenance_summary(runs) -> dict:

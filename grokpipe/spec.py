@@ -28,7 +28,8 @@ from .tasks import check_n_train, n_elements, validate_task
 #   1: the trainer up to 2026-11-26
 #   2: denormals flushed to zero on the CPU
 #   3: torch's fused AdamW kernel; the tables and attention with a written-out backward (rounding)
-NUMERICS_VERSION = 3
+#   4: MKL's reproducible mode on the CPU (grokpipe.MKL_BRANCH): its products round by a fixed recipe
+NUMERICS_VERSION = 4
 
 MAX_STEPS = 10**10  # the evaluation schedule's log-spaced steps reach this far
 MAX_SEED = 2**32 - 1

@@ -335,6 +335,19 @@ def test_deterministic_algorithms_change_no_bit_on_the_cpu_are_recorded_and_swit
     assert read_shard(tmp_path / "cli.h5").runs[0].provenance["deterministic_algorithms"] is True
 
 
+def test_training_runs_in_mkls_reproducible_mode_and_records_its_branch(tmp_path):
+    """grokpipe switches MKL's reproducible mode on when imported (grokpipe.MKL_BRANCH); without it
+    an AMD EPYC's numbers followed a shard mate's stopping (test above). A process whose environment
+    switches it off trains, and says so."""
+    if not torch.backends.mkl.is_available():
+        pytest.skip("torch without MKL")
+    train_shard(_spec(10), tmp_path / "s.h5", tmp_path / "s.pt", threads=1, show_progress=False)
+    assert read_shard(tmp_path / "s.h5").runs[0].provenance["mkl_reproducible_branch"] in ("AVX2", "AUTO")
+    cli = [sys.executable, "-m", "grokpipe", "train", *TINY, "--n-train", "50", "--steps", "5", "--out", str(tmp_path / "off.h5")]
+    subprocess.run(cli, check=True, timeout=120, env={**os.environ, "MKL_CBWR": ""})
+    assert read_shard(tmp_path / "off.h5").runs[0].provenance["mkl_reproducible_branch"] == "off"
+
+
 def test_the_shard_file_records_provenance_and_wall_time(tmp_path):
     train_shard(_spec(30), tmp_path / "s.h5", tmp_path / "s.pt", threads=1, show_progress=False)
     read = read_shard(tmp_path / "s.h5")
