@@ -42,7 +42,8 @@ FIXED_SLOTS = 4  # rows every example mixes: P0 and P2 (the x and y slots' posit
 # paper shape, the sparse product took 0.82 ms instead of 1.43 (2 threads, docs/speed.md). Below
 # it the gradient stays in cache either way; with several models the result must be copied back
 # into the tables' layout, which cost as much as it saved (quick shape, 2 x 1400: equal; 4 x 1000:
-# 2-3% slower). Every bit is the same in both orders.
+# 2-3% slower). Every bit is the same in both orders, given MKL's reproducible mode (on an AMD
+# EPYC without it, not: docs/speed.md, "Two CPUs").
 TOKEN_MAJOR_BYTES = 2 << 20
 
 
