@@ -2,8 +2,9 @@
 
 When one of these fails after a change to the model, the optimiser, the loss, the splits or the
 initialisation, the change alters what training produces: raise ``NUMERICS_VERSION`` in
-``grokpipe/spec.py`` (so Snakemake re-trains every training shard and old checkpoints are refused)
-and record the new values here. The tolerances allow for float32 summation order differing between
+``grokpipe/spec.py`` (so Snakemake re-trains every training shard and old checkpoints are refused),
+record the new values here, and update the TUI's snapshot, which shows the version
+(``python -m pytest tests/test_tui.py --snapshot-update``). The tolerances allow for float32 summation order differing between
 CPUs and thread counts. The values come from the AMD EPYC, MKL's reproducible mode in its AUTO
 branch (1 and 2 threads gave identical bits); version 3's, from the Intel Xeon, were within 4e-6 of
 them, while the AMD EPYC without MKL's reproducible mode gave a test loss 0.6% away. Any real
