@@ -33,7 +33,7 @@ def main() -> None:
     digest = hashlib.sha256()
     for name in sorted(params):
         digest.update(params[name].contiguous().numpy().tobytes())
-    print(f"{digest.hexdigest()[:16]}  numerics v{NUMERICS_VERSION}, MKL branch {mkl_reproducible_branch() or 'none'}, "
+    print(f"{digest.hexdigest()[:16]}  numerics v{NUMERICS_VERSION}, MKL branch {mkl_reproducible_branch('cpu') or 'none'}, "
           f"{cpu_model()}")
 
 

@@ -278,7 +278,7 @@ def run_bench(cases=DEFAULT_CASES, device: str = "cpu", threads: int = 2, min_se
 
     name = torch.cuda.get_device_name() if dev.type == "cuda" else cpu_model()
     return {"device": str(dev), "device_name": name, "threads": threads, "denormals_flushed": bool(flushed),
-            "backend": backend, "mkl_reproducible_branch": "" if dev.type == "cuda" else mkl_reproducible_branch(),
+            "backend": backend, "mkl_reproducible_branch": mkl_reproducible_branch(dev.type),
             "matmul_gflops": peak, "torch": torch.__version__, "cases": results, "throughput": throughput}
 
 

@@ -55,14 +55,14 @@ _MKL_BRANCH_NAMES = {1: "off", 2: "AUTO", 3: "COMPATIBLE", 4: "SSE2", 6: "SSSE3"
 
 
 @functools.cache
-def mkl_reproducible_branch() -> str:
+def mkl_reproducible_branch(device: str) -> str:
     """The branch MKL's reproducible mode runs torch's CPU products in ("off" when it is off; grokpipe
-    sets it on import: grokpipe.MKL_BRANCH), or "" where torch has no MKL. Asked of MKL itself,
-    through its service call that libtorch_cpu exports; provenance records it, since it changes
-    the rounding as the CPU does."""
+    sets it on import: grokpipe.MKL_BRANCH), or "" where ``device`` is not the CPU or torch has no
+    MKL. Asked of MKL itself, through its service call that libtorch_cpu exports; provenance
+    records it, since it changes the rounding as the CPU does."""
     import torch
 
-    if not torch.backends.mkl.is_available():
+    if device != "cpu" or not torch.backends.mkl.is_available():
         return ""
     try:
         lib = ctypes.CDLL(str(Path(torch.__file__).parent / "lib" / "libtorch_cpu.so"))
@@ -90,7 +90,7 @@ def collect(device: str, threads: int, denormals_flushed: bool, backend: str, de
     return {**software(), "torch_version": str(torch.__version__), "numpy_version": np.__version__,
             "device_name": name, "threads": int(threads), "denormals_flushed": bool(denormals_flushed),
             "backward_backend": backend, "deterministic_algorithms": bool(deterministic),
-            "mkl_reproducible_branch": "" if device.startswith("cuda") else mkl_reproducible_branch()}
+            "mkl_reproducible_branch": mkl_reproducible_branch(device)}
 
 
 def trainer_label(values: dict) -> str:
