@@ -3,6 +3,7 @@ and leaves the user's files as they were."""
 
 import copy
 import json
+import os
 import resource
 import signal
 import subprocess
@@ -272,3 +273,18 @@ def test_every_command_that_writes_refuses_a_foreign_file_and_replaces_its_own(f
         assert main(argv) == 0, name  # and may replace it
         capsys.readouterr()
     assert render  # figures go through the same guard as the CLI (grokpipe.figures._common.save)
+
+
+def test_python_m_grokpipe_delivers_all_its_output_and_its_exit_code(tmp_path):
+    """`python -m grokpipe` skips the interpreter's teardown (grokpipe/__main__.py): what a command
+    printed to a pipe (block-buffered) must still arrive whole, and its exit code must too."""
+    loud = [flag for flag in TINY if flag != "--quiet"]  # its summary is printed, with progress lines on stderr
+    args = [sys.executable, "-m", "grokpipe", "train", *loud, "--n-train", "50", "--out", str(tmp_path / "s.h5")]
+    buffered = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # as a pipe's output normally is
+    done = subprocess.run(args, capture_output=True, text=True, timeout=120, env=buffered)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("D=50 wd=1.0 seed=0: train_acc ") and done.stdout.endswith("\n"), done.stdout
+    bad = subprocess.run([sys.executable, "-m", "grokpipe", "plan", "--scale", "nope"], capture_output=True,
+                         text=True, timeout=120, cwd=REPO)
+    assert bad.returncode == 2
+    assert bad.stderr == "grokpipe: error: config scale: unknown scale 'nope'; choose one of quick, paper\n"
