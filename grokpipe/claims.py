@@ -30,7 +30,7 @@ from .analysis import (
     trigonometric_only,
 )
 from .convergence import CRITERION
-from .dcrit import DCRIT_MAX_FACTOR, predict_dcrit
+from .dcrit import DCRIT_MAX_FACTOR, observed_dcrit, predict_dcrit
 from .files import markdown_tag
 from .store import Run
 from .tasks import TASKS
@@ -142,7 +142,11 @@ def claim_p3(ungrok_runs: list[Run], cid: str = "P3", what: str = "") -> Claim:
                  {"d_crit_by_wd": d_crit, "ratio": ratio, "unconverged": len(left_out)})
 
 
-def claim_p4(semigrok_runs: list[Run], band: dict | None = None) -> Claim:
+def claim_p4(semigrok_runs: list[Run], band: dict | None = None, ungrok_runs: list[Run] = ()) -> Claim:
+    """P4, with what the other band runs did and, when the ungrok sweep observed D_crit, where the
+    first stage's turn lies against it: semi-grokking is expected near D_crit, while the first stage
+    finds where runs of its step budget turn from chance to full accuracy, which lies higher when
+    grokking near D_crit takes longer than that budget."""
     statement = "P4 semi-grokking occurs: from a random start, at D near D_crit, test accuracy rises late to a middling value"
     threshold = (f"at least one run with final train acc >= {FITTED}, final test acc in [{SEMI_BAND[0]}, {SEMI_BAND[1]}], "
                  f">= {SEMI_RISE} above the test accuracy it had when it first fitted the training set, and settled: "
@@ -152,15 +156,21 @@ def claim_p4(semigrok_runs: list[Run], band: dict | None = None) -> Claim:
         searched = (f"; band searched by the first stage: D {band['searched']}, turn found at "
                     + (f"D {band['low']}-{band['high']}" if band.get("sizes") else "no D (no seed turned from chance "
                                                                                    "to full accuracy)"))
+        d_crit = observed_dcrit(split_converged(list(ungrok_runs))[0])[0] if ungrok_runs else float("nan")
+        if band.get("sizes") and np.isfinite(d_crit):
+            searched += f", {band['low'] / d_crit:.1f}-{band['high'] / d_crit:.1f}x the ungrokking D_crit ({d_crit:.0f})"
     if not semigrok_runs:
         return _not_run("P4", statement, threshold, "no semigrok runs" + searched)
     status = [semigrok_status(r) for r in semigrok_runs]
     semi = [s for s in status if s.semi]
     middling = [s for s in status if SEMI_BAND[0] <= s.final_test_acc <= SEMI_BAND[1] and not s.semi]
+    grokked = sum(s.final_test_acc >= FULL for s in status)
+    stayed = sum(s.final_test_acc < SEMI_BAND[0] for s in status)
     sizes = sorted({s.n_train for s in status})
     finals = ", ".join(f"{s.final_test_acc:.2f} (D {s.n_train})" for s in semi)
     measured = (f"{len(semi)} of {len(status)} runs at D {sizes[0]}-{sizes[-1]} semi-grokked"
-                + (f" (final test accuracy {finals})" if semi else ""))
+                + (f" (final test accuracy {finals})" if semi else "")
+                + f"; {grokked} grokked fully (final test acc >= {FULL}), {stayed} stayed below {SEMI_BAND[0]}")
     if middling:
         measured += (f"; {len(middling)} more ended at middling accuracy still changing (range "
                      + ", ".join(f"{s.late_range:.2f}" for s in middling) + " over the last quarter): not converged")
@@ -209,7 +219,7 @@ def all_claims(runs_by_experiment: dict[str, list[Run]], band: dict | None = Non
         claim_grokking(get("grok", [])),
         claim_p1(get("efficiency_mem", []), get("efficiency_gen", [])),
         *_ungrok_claims(get("ungrok", []), get("pretrain", [])),
-        claim_p4(get("semigrok", []), band),
+        claim_p4(get("semigrok", []), band, get("ungrok", [])),
         claim_dcrit(get("efficiency_mem", []), get("efficiency_gen", []), get("ungrok", [])),
     ]
     for task, runs in group_by(get("ungrok_tasks", []), "task").items():

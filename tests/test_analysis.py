@@ -13,6 +13,7 @@ from grokpipe.analysis import (
 )
 from grokpipe.claims import claim_p2, claim_p3, claim_p4, claims_markdown
 from grokpipe.convergence import CRITERION, converged
+from grokpipe.dcrit import observed_dcrit
 from grokpipe.provenance import provenance_summary
 from grokpipe.store import Run
 
@@ -90,7 +91,22 @@ def test_semigrokking_needs_a_late_rise_to_a_settled_middling_accuracy():
     assert not semigrok_status(never).semi and not semigrok_status(full).semi
     claim = claim_p4([settled, climbing, never, full])
     assert claim.verdict == "PASS" and "1 of 4" in claim.measured and "still changing" in claim.measured
+    assert "1 grokked fully (final test acc >= 0.9), 1 stayed below 0.2" in claim.measured
     assert claim_p4([climbing, never]).verdict == "FAIL"
+
+
+def test_p4_places_the_first_stages_turn_against_the_ungrokking_d_crit():
+    """The first stage turns where its step budget lets runs grok; P4 says how far that lies from the
+    D_crit the ungrok sweep observed (300 here, at every weight decay)."""
+    scan = [_run(d, 1.0, 0, [acc] * 10) for d, acc in ((500, 0.05), (700, 0.1), (900, 1.0))]
+    band = semigrok_band(scan, sizes=2)
+    never = _run(800, 1.0, 0, [0.05] * 80)
+    ungrok = _ungrok_runs({1.0: 300, 2.0: 300, 4.0: 300})
+    d_crit = observed_dcrit(ungrok)[0]
+    assert d_crit == pytest.approx(300, rel=0.05)
+    claim = claim_p4([never], band, ungrok)
+    assert f"turn found at D 700-900, {700 / d_crit:.1f}-{900 / d_crit:.1f}x the ungrokking D_crit ({d_crit:.0f})" in claim.measured
+    assert "ungrokking D_crit" not in claim_p4([never], band).measured  # no ungrok sweep: nothing to compare
 
 
 def test_the_semigrok_band_spans_every_seeds_turn_from_chance_to_full():
