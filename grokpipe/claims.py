@@ -152,11 +152,11 @@ def claim_p4(semigrok_runs: list[Run], band: dict | None = None, ungrok_runs: li
                  f">= {SEMI_RISE} above the test accuracy it had when it first fitted the training set, and settled: "
                  f"test accuracy within {PLATEAU_RANGE} over the last {PLATEAU_FRACTION:.0%} of training")
     searched = ""
+    d_crit = observed_dcrit(split_converged(list(ungrok_runs))[0])[0] if ungrok_runs else float("nan")
     if band is not None:
         searched = (f"; band searched by the first stage: D {band['searched']}, turn found at "
                     + (f"D {band['low']}-{band['high']}" if band.get("sizes") else "no D (no seed turned from chance "
                                                                                    "to full accuracy)"))
-        d_crit = observed_dcrit(split_converged(list(ungrok_runs))[0])[0] if ungrok_runs else float("nan")
         if band.get("sizes") and np.isfinite(d_crit):
             searched += f", {band['low'] / d_crit:.1f}-{band['high'] / d_crit:.1f}x the ungrokking D_crit ({d_crit:.0f})"
     if not semigrok_runs:
@@ -175,7 +175,7 @@ def claim_p4(semigrok_runs: list[Run], band: dict | None = None, ungrok_runs: li
         measured += (f"; {len(middling)} more ended at middling accuracy still changing (range "
                      + ", ".join(f"{s.late_range:.2f}" for s in middling) + " over the last quarter): not converged")
     return Claim("P4", statement, measured + searched, threshold, "PASS" if semi else "FAIL",
-                 {"runs": [asdict(s) for s in status], "band": band})
+                 {"runs": [asdict(s) for s in status], "band": band, "ungrok_d_crit": d_crit})
 
 
 def claim_dcrit(mem_runs: list[Run], gen_runs: list[Run], ungrok_runs: list[Run]) -> Claim:
