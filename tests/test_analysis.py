@@ -106,6 +106,7 @@ def test_p4_places_the_first_stages_turn_against_the_ungrokking_d_crit():
     assert d_crit == pytest.approx(300, rel=0.05)
     claim = claim_p4([never], band, ungrok)
     assert f"turn found at D 700-900, {700 / d_crit:.1f}-{900 / d_crit:.1f}x the ungrokking D_crit ({d_crit:.0f})" in claim.measured
+    assert claim.numbers["ungrok_d_crit"] == d_crit and claim.verdict == "FAIL"
     assert "ungrokking D_crit" not in claim_p4([never], band).measured  # no ungrok sweep: nothing to compare
 
 
