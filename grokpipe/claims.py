@@ -152,7 +152,7 @@ def claim_p4(semigrok_runs: list[Run], band: dict | None = None, ungrok_runs: li
                  f">= {SEMI_RISE} above the test accuracy it had when it first fitted the training set, and settled: "
                  f"test accuracy within {PLATEAU_RANGE} over the last {PLATEAU_FRACTION:.0%} of training")
     searched = ""
-    d_crit = observed_dcrit(split_converged(list(ungrok_runs))[0])[0] if ungrok_runs else float("nan")
+    d_crit = observed_dcrit(split_converged(ungrok_runs)[0])[0]  # NaN without an ungrok sweep
     if band is not None:
         searched = (f"; band searched by the first stage: D {band['searched']}, turn found at "
                     + (f"D {band['low']}-{band['high']}" if band.get("sizes") else "no D (no seed turned from chance "
