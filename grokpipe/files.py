@@ -30,6 +30,7 @@ FORMATS = {
     "figure": "grokpipe-figure-1",
     "bench": "grokpipe-bench-1",
     "gpu-check": "grokpipe-gpu-check-1",
+    "semigrok-long": "grokpipe-semigrok-long-1",
 }
 FIGURE_MARK_BYTES = 1 << 22  # a figure's tag is in its metadata, within its first (PNG) or last (PDF) bytes
 _TMP = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.tmp(?P<suffix>(\.[A-Za-z0-9]+)?)$")

@@ -31,6 +31,15 @@ def _gpu_machine_env(tmp_path: Path) -> dict:
     return {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), str(REPO)])}
 
 
+def _dry_run(tmp_path: Path, script: str, out: Path, report: str) -> dict:
+    """A GPU-machine script under benchmarks/ in its CPU dry mode, with only what a GPU machine has;
+    returns the JSON report it wrote."""
+    done = subprocess.run([sys.executable, str(REPO / "benchmarks" / script), str(out), "--device", "cpu", "--small"],
+                          env=_gpu_machine_env(tmp_path), cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return json.loads((out / report).read_text())
+
+
 def test_trainer_bench_and_cuda_tests_import_only_what_a_gpu_machine_has(tmp_path):
     code = f"""
 import importlib, sys
@@ -56,11 +65,7 @@ else:
 
 def test_the_gpu_check_runs_every_step_in_a_cpu_dry_mode(tmp_path):
     out = tmp_path / "check"
-    done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "gpu_check.py"), str(out), "--device", "cpu",
-                           "--small"], env=_gpu_machine_env(tmp_path), cwd=REPO, capture_output=True, text=True,
-                          timeout=600)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    report = json.loads((out / "gpu-check.json").read_text())
+    report = _dry_run(tmp_path, "gpu_check.py", out, "gpu-check.json")
     assert report["format"] == "grokpipe-gpu-check-1" and report["ok"]
     assert report["steps"]["pytest"]["exit"] == 0 and "skipped" in report["steps"]["pytest"]["tail"]
     assert set(report["bench"]) == set(BACKENDS)
@@ -75,3 +80,27 @@ def test_the_gpu_check_runs_every_step_in_a_cpu_dry_mode(tmp_path):
                            str(out / "gpu-check.json")], cwd=REPO, capture_output=True, text=True, timeout=120,
                           env={**os.environ, "COLUMNS": "400"})
     assert plan.returncode == 0 and f"throughput from {out / 'gpu-check.json'}" in plan.stdout, plan.stderr
+
+
+def test_the_long_semigrok_probe_judges_each_budget_on_the_curves_cut_there(tmp_path):
+    """benchmarks/semigrok_long.py in its CPU dry mode, with what a GPU machine has: each budget's
+    finals are the curves' final test accuracy (mean of the last evaluations) cut at that step, every
+    run is counted once, and the last budget's verdicts are P4's on the runs themselves."""
+    import numpy as np
+
+    from grokpipe.analysis import FINAL_EVALS, semigrok_status
+    from grokpipe.store import read_shard
+
+    out = tmp_path / "long"
+    report = _dry_run(tmp_path, "semigrok_long.py", out, "semigrok-long.json")
+    runs = read_shard(out / "semigrok-long.h5").runs
+    assert report["format"] == "grokpipe-semigrok-long-1" and [c["cap"] for c in report["chunks"]] == [100, 200]
+    assert len(runs) == 4 and all(r.eval_step[-1] == 200 for r in runs)
+    for budget in report["budgets"]:
+        for size, counts in budget["by_size"].items():
+            group = [r for r in runs if r.hparams["n_train"] == int(size)]
+            at = [np.mean(r.curves["test_acc"][r.eval_step <= budget["steps"]][-FINAL_EVALS:]) for r in group]
+            assert counts["finals"] == [round(a, 3) for a in at]
+            assert sum(counts[k] for k in ("semi", "grokked", "below", "middling")) == len(group)
+    last = report["budgets"][-1]
+    assert last["semi"] == sum(semigrok_status(r).semi for r in runs)
