@@ -2,31 +2,37 @@
 many seeds, trained far past the quick scale's budget, with P4's criterion applied at every budget.
 
     python benchmarks/semigrok_long.py OUT_DIR --minutes 13 --max-steps 120000  # on a GPU machine
-    python benchmarks/semigrok_long.py OUT_DIR --device cpu --small  # a dry run of every step
+    python benchmarks/semigrok_long.py OUT_DIR --work DIR --minutes 5   # the run in DIR, continued
+    python benchmarks/semigrok_long.py OUT_DIR --device cpu --small      # a dry run of every step
 
 Why: at the quick scale P4 fails because the first stage's 3,000-step scan finds where runs *finish
 grokking within that budget* (D 700-1000), about twice the D_crit that ungrokking measures (369);
 semi-grokking is expected near D_crit, where grokking from scratch takes far longer
 (docs/quick-scale.md). This measures how much longer: one shard of the quick scale's model, task
-and semigrok_scan learning rate and weight decay (read from config.yaml), sizes x seeds, trained in
-chunks of doubling step caps (a cap raised on a checkpoint gives the curves a fresh run with that
-cap gives: the learning rate is constant), until the wall-clock budget would be spent.
+and semigrok_scan learning rate and weight decay (read from config.yaml; ``--lr``, ``--sizes`` and
+``--seeds`` change them), trained in chunks of doubling step caps (a cap raised on a checkpoint
+gives the curves a fresh run with that cap gives: the learning rate is constant), until the
+wall-clock budget would be spent. The shard trains in ``--work`` (default: a new temporary folder;
+its checkpoint, tens of MB, stays out of OUT_DIR), and a later call with the same ``--work`` and
+OUT_DIR continues it.
 
-After each chunk it writes ``OUT_DIR/semigrok-long.json`` (tagged ``grokpipe-semigrok-long-1``)
+After each chunk it writes ``OUT_DIR/semigrok-long.json`` (tagged ``grokpipe-semigrok-long-1``),
 copies the shard file to ``OUT_DIR/semigrok-long.h5`` and draws its test accuracy curves in
-``OUT_DIR/semigrok-long.png`` (``--replot`` draws them from a saved shard file): for each budget T, the curves cut at T
-and judged by :func:`grokpipe.analysis.semigrok_status`, P4's unchanged criterion, counted per
-training set size (semi-grokked / grokked fully / stayed below the band / middling, unsettled).
-Needs only torch, numpy, h5py, pyyaml and rich (no Snakemake or jsonschema): run it from a
-checkout with ``PYTHONPATH=.``.
+``OUT_DIR/semigrok-long.png`` (``--replot`` draws them from a saved shard file). The report holds,
+for each budget T, the curves cut at T and judged by :func:`grokpipe.analysis.semigrok_status`,
+P4's unchanged criterion, counted per training set size (semi-grokked / grokked fully / stayed
+below the band / middling, unsettled). Needs only torch, numpy, h5py, pyyaml, matplotlib and rich
+(no Snakemake or jsonschema): run it from a checkout with ``PYTHONPATH=.``.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -102,12 +108,25 @@ def plot(runs: list, path: Path) -> None:
     plt.close(fig)
 
 
+def next_cap(done: int, rate: float, seconds_left: float, first_cap: int, max_steps: int | None) -> int:
+    """The cap of the next chunk after ``done`` steps: double it, or go as far as the seconds left
+    allow at ``rate`` shard-steps/s (in whole first caps), never past ``max_steps``; ``done`` when
+    nothing more fits."""
+    affordable = int(seconds_left * rate // first_cap) * first_cap
+    return done + max(0, min(done, affordable, (max_steps or 2 * done) - done))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out_dir", type=Path)
     parser.add_argument("--device", default="cuda", choices=["cuda", "cpu"])
     parser.add_argument("--minutes", type=float, default=6.0, help="wall-clock budget for training")
     parser.add_argument("--max-steps", type=int, default=None, help="stop at this cap, budget or not")
+    parser.add_argument("--sizes", type=int, nargs="+", default=SIZES, help="training set sizes D")
+    parser.add_argument("--seeds", type=int, nargs="+", default=SEEDS)
+    parser.add_argument("--lr", type=float, help="learning rate (default: the quick scale's semigrok_scan's)")
+    parser.add_argument("--work", type=Path, help="where the shard and its checkpoint train (default: a new "
+                        "temporary folder); one that holds them is continued, with OUT_DIR's report")
     parser.add_argument("--replot", type=Path, help="only draw OUT_DIR/semigrok-long.png from this shard file")
     parser.add_argument("--small", action="store_true", help="2 sizes x 2 seeds, caps 100-200: a dry run")
     args = parser.parse_args()
@@ -115,7 +134,7 @@ def main() -> int:
     sys.path.insert(0, str(REPO))
     from rich.console import Console
 
-    from grokpipe.files import write_json
+    from grokpipe.files import FORMATS, write_json
     from grokpipe.spec import EvalSchedule, ModelConfig, RunSpec, ShardSpec
     from grokpipe.store import read_shard
     from grokpipe.train import train_shard
@@ -125,28 +144,39 @@ def main() -> int:
         plot(read_shard(args.replot).runs, args.out_dir / "semigrok-long.png")
         return 0
     s = quick_settings(REPO / "config.yaml")
-    sizes, seeds, first_cap, every = ((300, 600), (200, 201), 100, 20) if args.small else (SIZES, SEEDS, FIRST_CAP, 250)
+    s["lr"] = args.lr or s["lr"]
+    sizes, seeds, first_cap, every = ((300, 600), (200, 201), 100, 20) if args.small else (args.sizes, args.seeds,
+                                                                                           FIRST_CAP, 250)
     runs = tuple(RunSpec(d, s["weight_decay"], seed, s["lr"]) for d in sizes for seed in seeds)
     spec = ShardSpec(s["task"], s["p"], ModelConfig(s["p"], **s["model"]), runs, first_cap,
                      schedule=EvalSchedule(every=every, per_decade=20), checkpoint_every=10**9)
-    work = Path("/tmp/grokpipe-semigrok-long")  # the checkpoint (tens of MB) stays off OUT_DIR
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
-    shard, checkpoint = work / "shard.h5", work / "shard.pt"
+    work = args.work or Path(tempfile.mkdtemp(prefix="grokpipe-semigrok-long-"))
+    work.mkdir(parents=True, exist_ok=True)
+    shard, checkpoint, out_report = work / "shard.h5", work / "shard.pt", args.out_dir / "semigrok-long.json"
     report = {"settings": s, "sizes": list(sizes), "seeds": list(seeds), "device": args.device, "chunks": [],
               "budgets": []}
-    start, cap, budget = time.monotonic(), first_cap, args.minutes * 60
-    while True:
+    done = 0
+    if checkpoint.exists():  # continue it: its chunks so far are in OUT_DIR's report
+        try:
+            report = json.loads(out_report.read_text())
+            assert report["format"] == FORMATS["semigrok-long"]
+            done = report["chunks"][-1]["cap"]
+        except (OSError, ValueError, KeyError, IndexError, AssertionError):
+            print(f"semigrok_long: {work} holds a checkpoint, but {out_report} is not its report", file=sys.stderr)
+            return 2
+    console.print(f"training in {work}" + (f", from step {done}" if done else ""))
+    start, budget = time.monotonic(), args.minutes * 60
+    cap = first_cap if not done else next_cap(done, report["chunks"][-1]["shard_steps_per_s"], budget, first_cap,
+                                              args.max_steps)
+    while cap > done:
         chunk_start = time.monotonic()
         train_shard(dataclasses.replace(spec, steps=cap), shard, checkpoint, device=args.device, threads=1,
                     show_progress=False)
         seconds = time.monotonic() - chunk_start
-        done = report["chunks"][-1]["cap"] if report["chunks"] else 0
         report["chunks"].append({"cap": cap, "seconds": seconds, "shard_steps_per_s": (cap - done) / seconds})
         runs_read = read_shard(shard).runs
-        caps = [c["cap"] for c in report["chunks"]]
-        report["budgets"] = [judge(runs_read, c) for c in caps]
-        write_json(args.out_dir / "semigrok-long.json", "semigrok-long", report)
+        report["budgets"] = [judge(runs_read, c["cap"]) for c in report["chunks"]]
+        write_json(out_report, "semigrok-long", report)
         shutil.copy(shard, args.out_dir / "semigrok-long.h5")
         plot(runs_read, args.out_dir / "semigrok-long.png")
         last = report["budgets"][-1]
@@ -154,14 +184,11 @@ def main() -> int:
                       f"{last['semi']} of {len(runs)} semi-grokked; per D (semi/grokked/below/middling): "
                       + ", ".join(f"{d}: {c['semi']}/{c['grokked']}/{c['below']}/{c['middling']}"
                                   for d, c in sorted(last["by_size"].items())))
+        done = cap
         if args.small and cap >= 2 * first_cap:
             break
-        # double the cap, or go as far as the budget's rest allows at this chunk's rate (in whole first caps)
-        affordable = (budget - (time.monotonic() - start)) * report["chunks"][-1]["shard_steps_per_s"]
-        step_more = min(cap, int(affordable // first_cap) * first_cap, (args.max_steps or 2 * cap) - cap)
-        if step_more <= 0:
-            break
-        cap += step_more
+        cap = next_cap(done, report["chunks"][-1]["shard_steps_per_s"], budget - (time.monotonic() - start),
+                       first_cap, args.max_steps)
     return 0
 
 

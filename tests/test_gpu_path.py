@@ -3,6 +3,7 @@
 else; and the GPU check's every step runs in a CPU dry mode."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -23,19 +24,17 @@ sys.meta_path.insert(0, _Absent())
 
 
 def _gpu_machine_env(tmp_path: Path) -> dict:
-    import os
-
     site = tmp_path / "site"
-    site.mkdir()
+    site.mkdir(exist_ok=True)
     (site / "sitecustomize.py").write_text(BLOCKER)
     return {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), str(REPO)])}
 
 
-def _dry_run(tmp_path: Path, script: str, out: Path, report: str) -> dict:
+def _dry_run(tmp_path: Path, script: str, out: Path, report: str, *args: str) -> dict:
     """A GPU-machine script under benchmarks/ in its CPU dry mode, with only what a GPU machine has;
     returns the JSON report it wrote."""
-    done = subprocess.run([sys.executable, str(REPO / "benchmarks" / script), str(out), "--device", "cpu", "--small"],
-                          env=_gpu_machine_env(tmp_path), cwd=REPO, capture_output=True, text=True, timeout=600)
+    done = subprocess.run([sys.executable, str(REPO / "benchmarks" / script), str(out), "--device", "cpu", "--small",
+                           *args], env=_gpu_machine_env(tmp_path), cwd=REPO, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return json.loads((out / report).read_text())
 
@@ -74,8 +73,6 @@ def test_the_gpu_check_runs_every_step_in_a_cpu_dry_mode(tmp_path):
     assert {name: r["model_steps_per_s"] > 0 for name, r in report["paper_shard"].items()} == shards
     assert "paper-scale shard" in (out / "gpu-check.log").read_text()
     # grokpipe plan prices the paper scale from it
-    import os
-
     plan = subprocess.run([sys.executable, "-m", "grokpipe", "plan", "--scale", "paper", "--throughput",
                            str(out / "gpu-check.json")], cwd=REPO, capture_output=True, text=True, timeout=120,
                           env={**os.environ, "COLUMNS": "400"})
@@ -91,8 +88,8 @@ def test_the_long_semigrok_probe_judges_each_budget_on_the_curves_cut_there(tmp_
     from grokpipe.analysis import FINAL_EVALS, semigrok_status
     from grokpipe.store import read_shard
 
-    out = tmp_path / "long"
-    report = _dry_run(tmp_path, "semigrok_long.py", out, "semigrok-long.json")
+    out, work = tmp_path / "long", tmp_path / "work"
+    report = _dry_run(tmp_path, "semigrok_long.py", out, "semigrok-long.json", "--work", str(work))
     runs = read_shard(out / "semigrok-long.h5").runs
     assert report["format"] == "grokpipe-semigrok-long-1" and [c["cap"] for c in report["chunks"]] == [100, 200]
     assert len(runs) == 4 and all(r.eval_step[-1] == 200 for r in runs)
@@ -104,3 +101,7 @@ def test_the_long_semigrok_probe_judges_each_budget_on_the_curves_cut_there(tmp_
             assert sum(counts[k] for k in ("semi", "grokked", "below", "middling")) == len(group)
     last = report["budgets"][-1]
     assert last["semi"] == sum(semigrok_status(r).semi for r in runs)
+    # a second call with the same --work continues the shard, the first call's budgets kept
+    again = _dry_run(tmp_path, "semigrok_long.py", out, "semigrok-long.json", "--work", str(work))
+    assert [c["cap"] for c in again["chunks"]] == [100, 200, 400] and again["budgets"][:2] == report["budgets"]
+    assert all(r.eval_step[-1] == 400 for r in read_shard(out / "semigrok-long.h5").runs)
