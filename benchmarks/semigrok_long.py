@@ -134,6 +134,7 @@ def main() -> int:
     sys.path.insert(0, str(REPO))
     from rich.console import Console
 
+    from grokpipe.errors import GrokpipeError
     from grokpipe.files import FORMATS, write_json
     from grokpipe.spec import EvalSchedule, ModelConfig, RunSpec, ShardSpec
     from grokpipe.store import read_shard
@@ -170,8 +171,12 @@ def main() -> int:
                                               args.max_steps)
     while cap > done:
         chunk_start = time.monotonic()
-        train_shard(dataclasses.replace(spec, steps=cap), shard, checkpoint, device=args.device, threads=1,
-                    show_progress=False)
+        try:
+            train_shard(dataclasses.replace(spec, steps=cap), shard, checkpoint, device=args.device, threads=1,
+                        show_progress=False)
+        except GrokpipeError as e:  # e.g. --work holds another shard's checkpoint
+            print(f"semigrok_long: {e}", file=sys.stderr)
+            return 2
         seconds = time.monotonic() - chunk_start
         report["chunks"].append({"cap": cap, "seconds": seconds, "shard_steps_per_s": (cap - done) / seconds})
         runs_read = read_shard(shard).runs

@@ -1,6 +1,6 @@
 """What a GPU machine runs, exercised here: it has only torch, numpy, h5py, rich, pyyaml and pytest
 (plus matplotlib), so the trainer, the bench, the CUDA tests and the GPU check must import nothing
-else; and the GPU check's every step runs in a CPU dry mode."""
+else; and the GPU check's every step, and the long semi-grokking probe's, run in a CPU dry mode."""
 
 import json
 import os
