@@ -110,10 +110,11 @@ def plot(runs: list, path: Path) -> None:
 
 def next_cap(done: int, rate: float, seconds_left: float, first_cap: int, max_steps: int | None) -> int:
     """The cap of the next chunk after ``done`` steps: double it, or go as far as the seconds left
-    allow at ``rate`` shard-steps/s (in whole first caps), never past ``max_steps``; ``done`` when
-    nothing more fits."""
+    allow at ``rate`` shard-steps/s, never past ``max_steps``; ``done`` when nothing more fits.
+    Caps stay multiples of ``first_cap``, so each is an evaluation step (:func:`cut`)."""
     affordable = int(seconds_left * rate // first_cap) * first_cap
-    return done + max(0, min(done, affordable, (max_steps or 2 * done) - done))
+    limit = max_steps // first_cap * first_cap if max_steps else 2 * done
+    return done + max(0, min(done, affordable, limit - done))
 
 
 def main() -> int:
@@ -121,7 +122,8 @@ def main() -> int:
     parser.add_argument("out_dir", type=Path)
     parser.add_argument("--device", default="cuda", choices=["cuda", "cpu"])
     parser.add_argument("--minutes", type=float, default=6.0, help="wall-clock budget for training")
-    parser.add_argument("--max-steps", type=int, default=None, help="stop at this cap, budget or not")
+    parser.add_argument("--max-steps", type=int, default=None,
+                        help="stop at this cap (a multiple of 2,500, rounded down), budget or not")
     parser.add_argument("--sizes", type=int, nargs="+", default=SIZES, help="training set sizes D")
     parser.add_argument("--seeds", type=int, nargs="+", default=SEEDS)
     parser.add_argument("--lr", type=float, help="learning rate (default: the quick scale's semigrok_scan's)")
@@ -132,9 +134,18 @@ def main() -> int:
     args = parser.parse_args()
     args.out_dir.mkdir(parents=True, exist_ok=True)
     sys.path.insert(0, str(REPO))
+    from grokpipe.errors import GrokpipeError
+
+    try:
+        return train_and_judge(args)
+    except GrokpipeError as e:  # a --work holding another shard's checkpoint, an unreadable --replot file
+        print(f"semigrok_long: {e}", file=sys.stderr)
+        return 2
+
+
+def train_and_judge(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from grokpipe.errors import GrokpipeError
     from grokpipe.files import FORMATS, write_json
     from grokpipe.spec import EvalSchedule, ModelConfig, RunSpec, ShardSpec
     from grokpipe.store import read_shard
@@ -160,9 +171,10 @@ def main() -> int:
     if checkpoint.exists():  # continue it: its chunks so far are in OUT_DIR's report
         try:
             report = json.loads(out_report.read_text())
-            assert report["format"] == FORMATS["semigrok-long"]
-            done = report["chunks"][-1]["cap"]
-        except (OSError, ValueError, KeyError, IndexError, AssertionError):
+            done = report["chunks"][-1]["cap"] if report.get("format") == FORMATS["semigrok-long"] else 0
+        except (OSError, ValueError, KeyError, IndexError, TypeError, AttributeError):
+            done = 0
+        if not done:
             print(f"semigrok_long: {work} holds a checkpoint, but {out_report} is not its report", file=sys.stderr)
             return 2
     console.print(f"training in {work}" + (f", from step {done}" if done else ""))
@@ -171,12 +183,8 @@ def main() -> int:
                                               args.max_steps)
     while cap > done:
         chunk_start = time.monotonic()
-        try:
-            train_shard(dataclasses.replace(spec, steps=cap), shard, checkpoint, device=args.device, threads=1,
-                        show_progress=False)
-        except GrokpipeError as e:  # e.g. --work holds another shard's checkpoint
-            print(f"semigrok_long: {e}", file=sys.stderr)
-            return 2
+        train_shard(dataclasses.replace(spec, steps=cap), shard, checkpoint, device=args.device, threads=1,
+                    show_progress=False)
         seconds = time.monotonic() - chunk_start
         report["chunks"].append({"cap": cap, "seconds": seconds, "shard_steps_per_s": (cap - done) / seconds})
         runs_read = read_shard(shard).runs
