@@ -5,7 +5,9 @@
 The project's CPUs change speed from hour to hour (docs/speed.md, "The quick pipeline"), so two
 pipelines' wall times alone cannot say what a change did. A shard that both runs trained to the
 same step (the same name, so the same spec and numerics; the same step, so the same training)
-did the same work in both: the ratio of its trainer seconds measures the machine. The shards only
+did the same work in both: the ratio of its trainer seconds measures the machine. (Between the two
+CPU vendors, whose rounding differs, the runs inside a shard may stop at other steps: compare
+runs of one machine type.) The shards only
 one run has, or that stopped at another step, are what the change touched. Prints, per experiment
 and in all, the shared shards' seconds and their ratio, and the seconds of the rest on each side.
 
