@@ -1,7 +1,6 @@
 """benchmarks/compare_runs.py: the trainer seconds of the shards two pipeline runs share, on
 constructed results folders."""
 
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -12,13 +11,6 @@ import pytest
 from grokpipe.store import ShardWriter
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def _module():
-    spec = importlib.util.spec_from_file_location("compare_runs", REPO / "benchmarks" / "compare_runs.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _shard(results: Path, name: str, step: int, seconds: float, done: bool = True) -> None:
@@ -45,8 +37,8 @@ def folders(tmp_path):
     return before, after
 
 
-def test_shared_shards_are_those_trained_to_the_same_step_and_their_ratio_is_the_machines(folders):
-    m = _module()
+def test_shared_shards_are_those_trained_to_the_same_step_and_their_ratio_is_the_machines(folders, benchmark_script):
+    m = benchmark_script("compare_runs")
     before, after = folders
     result = m.compare(m.shard_progress(before), m.shard_progress(after))
     ungrok, pretrain, total = result["experiments"]["ungrok"], result["experiments"]["pretrain"], result["total"]

@@ -107,12 +107,8 @@ def test_the_long_semigrok_probe_judges_each_budget_on_the_curves_cut_there(tmp_
     assert all(r.eval_step[-1] == 400 for r in read_shard(out / "semigrok-long.h5").runs)
 
 
-def test_the_long_probe_doubles_its_cap_within_the_budget_and_the_step_limit():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("semigrok_long", REPO / "benchmarks" / "semigrok_long.py")
-    probe = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(probe)
+def test_the_long_probe_doubles_its_cap_within_the_budget_and_the_step_limit(benchmark_script):
+    probe = benchmark_script("semigrok_long")
     assert probe.next_cap(2500, rate=200, seconds_left=600, first_cap=2500, max_steps=None) == 5000  # doubled
     assert probe.next_cap(40000, rate=200, seconds_left=100, first_cap=2500, max_steps=None) == 60000  # what fits
     assert probe.next_cap(80000, rate=200, seconds_left=600, first_cap=2500, max_steps=121000) == 120000  # a limit, rounded
