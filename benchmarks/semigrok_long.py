@@ -9,8 +9,8 @@ Why: at the quick scale P4 fails because the first stage's 3,000-step scan finds
 grokking within that budget* (D 700-1000), about twice the D_crit that ungrokking measures (369);
 semi-grokking is expected near D_crit, where grokking from scratch takes far longer
 (docs/quick-scale.md). This measures how much longer: one shard of the quick scale's model, task
-and semigrok_scan learning rate and weight decay (read from config.yaml; ``--lr``, ``--sizes`` and
-``--seeds`` change them), trained in chunks of doubling step caps (a cap raised on a checkpoint
+and semigrok_scan learning rate and weight decay (read from config.yaml; ``--lr``, ``--weight-decay``,
+``--sizes`` and ``--seeds`` change them), trained in chunks of doubling step caps (a cap raised on a checkpoint
 gives the curves a fresh run with that cap gives: the learning rate is constant), until the
 wall-clock budget would be spent. The shard trains in ``--work`` (default: a new temporary folder;
 its checkpoint, tens of MB, stays out of OUT_DIR), and a later call with the same ``--work`` and
@@ -127,6 +127,7 @@ def main() -> int:
     parser.add_argument("--sizes", type=int, nargs="+", default=SIZES, help="training set sizes D")
     parser.add_argument("--seeds", type=int, nargs="+", default=SEEDS)
     parser.add_argument("--lr", type=float, help="learning rate (default: the quick scale's semigrok_scan's)")
+    parser.add_argument("--weight-decay", type=float, help="weight decay (default: the quick scale's semigrok_scan's)")
     parser.add_argument("--work", type=Path, help="where the shard and its checkpoint train (default: a new "
                         "temporary folder); one that holds them is continued, with OUT_DIR's report")
     parser.add_argument("--replot", type=Path, help="only draw OUT_DIR/semigrok-long.png from this shard file")
@@ -157,6 +158,7 @@ def train_and_judge(args: argparse.Namespace) -> int:
         return 0
     s = quick_settings(REPO / "config.yaml")
     s["lr"] = args.lr or s["lr"]
+    s["weight_decay"] = args.weight_decay or s["weight_decay"]
     sizes, seeds, first_cap, every = ((300, 600), (200, 201), 100, 20) if args.small else (args.sizes, args.seeds,
                                                                                            FIRST_CAP, 250)
     runs = tuple(RunSpec(d, s["weight_decay"], seed, s["lr"]) for d in sizes for seed in seeds)

@@ -89,10 +89,12 @@ def test_the_long_semigrok_probe_judges_each_budget_on_the_curves_cut_there(tmp_
     from grokpipe.store import read_shard
 
     out, work = tmp_path / "long", tmp_path / "work"
-    report = _dry_run(tmp_path, "semigrok_long.py", out, "semigrok-long.json", "--work", str(work))
+    settings = ("--work", str(work), "--weight-decay", "2")  # the config's weight decay, 1, replaced
+    report = _dry_run(tmp_path, "semigrok_long.py", out, "semigrok-long.json", *settings)
     runs = read_shard(out / "semigrok-long.h5").runs
     assert report["format"] == "grokpipe-semigrok-long-1" and [c["cap"] for c in report["chunks"]] == [100, 200]
-    assert len(runs) == 4 and all(r.eval_step[-1] == 200 for r in runs)
+    assert len(runs) == 4 and all(r.eval_step[-1] == 200 and r.hparams["weight_decay"] == 2 for r in runs)
+    assert report["settings"]["weight_decay"] == 2
     for budget in report["budgets"]:
         for size, counts in budget["by_size"].items():
             group = [r for r in runs if r.hparams["n_train"] == int(size)]
@@ -102,7 +104,7 @@ def test_the_long_semigrok_probe_judges_each_budget_on_the_curves_cut_there(tmp_
     last = report["budgets"][-1]
     assert last["semi"] == sum(semigrok_status(r).semi for r in runs)
     # a second call with the same --work continues the shard, the first call's budgets kept
-    again = _dry_run(tmp_path, "semigrok_long.py", out, "semigrok-long.json", "--work", str(work))
+    again = _dry_run(tmp_path, "semigrok_long.py", out, "semigrok-long.json", *settings)
     assert [c["cap"] for c in again["chunks"]] == [100, 200, 400] and again["budgets"][:2] == report["budgets"]
     assert all(r.eval_step[-1] == 400 for r in read_shard(out / "semigrok-long.h5").runs)
 
