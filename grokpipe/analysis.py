@@ -46,7 +46,8 @@ def group_by(runs: list[Run], key: str) -> dict:
 
 
 def converged(run: Run) -> bool:
-    return run_converged(run.eval_step, run.curves, run.hparams.get("lr", 0.0) * run.hparams.get("weight_decay", 0.0))
+    return run_converged(run.eval_step, run.curves, run.hparams.get("lr", 0.0) * run.hparams.get("weight_decay", 0.0),
+                         settle_logit=bool(run.hparams.get("settle_logit", False)))
 
 
 def split_converged(runs: list[Run]) -> tuple[list[Run], list[Run]]:

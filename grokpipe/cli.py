@@ -97,6 +97,8 @@ def _add_train(sub) -> None:
     p.add_argument("--random-labels", action="store_true", help="train on a fixed random labelling (C_mem only)")
     p.add_argument("--circuits", action="store_true", help="log C_gen/C_mem logits (add, sub, mul, div)")
     p.add_argument("--stop-when-converged", action="store_true", help="stop each run once it has converged with a margin (the shard when all have)")
+    p.add_argument("--settle-logit", action="store_true", help="a run has converged only once its correct logit has "
+                   "settled too (runs that measure circuit efficiency)")
     for name in ("d_model", "n_heads", "d_head", "d_mlp"):
         p.add_argument(f"--{name.replace('_', '-')}", type=_positive_int, default=default(ModelConfig, name))
     p.add_argument("--eval-every", type=_non_negative_int, default=default(EvalSchedule, "every"),
@@ -142,7 +144,7 @@ def spec_from_flags(args) -> "ShardSpec":
         model=ModelConfig(n_elements(args.task, args.p), args.d_model, args.n_heads, args.d_head, args.d_mlp),
         runs=runs, steps=args.steps, schedule=EvalSchedule(args.eval_every, args.evals_per_decade),
         checkpoint_every=args.checkpoint_every, circuits=args.circuits,
-        stop_when_converged=args.stop_when_converged,
+        stop_when_converged=args.stop_when_converged, settle_logit=args.settle_logit,
     ).validate()
 
 

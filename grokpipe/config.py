@@ -240,7 +240,8 @@ def _expand_grid(experiment: str, exp: dict, where: str, s: dict, jobs: dict, pr
             runs.sort(key=lambda r: (r.n_train, r.weight_decay, r.seed))
             template = ShardSpec(task=task, p=p, model=model, runs=tuple(runs), steps=steps,
                                  schedule=EvalSchedule(**s["eval"]), checkpoint_every=s["checkpoint_every"],
-                                 circuits=exp["circuits"], stop_when_converged=exp["stop_when_converged"])
+                                 circuits=exp["circuits"], stop_when_converged=exp["stop_when_converged"],
+                                 settle_logit=exp["settle_logit"])
             try:
                 template.validate()
             except GrokpipeError as e:

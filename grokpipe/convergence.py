@@ -27,6 +27,9 @@ class Criterion:
     window: float = 0.5  # the last half of the steps trained so far: its two quarters are compared
     accuracy_drift: float = 0.03  # |mean accuracy, last quarter - the quarter before| at most this
     log_norm_drift: float = 0.05  # |mean log parameter norm, same quarters| at most this (5% of the norm)
+    # |mean log correct logit, same quarters| at most this, for runs that measure efficiency (a logit
+    # and the norm it costs: ShardSpec.settle_logit), whose accuracy is flat from their first steps
+    log_logit_drift: float = 0.05
     min_evaluations: int = 8  # in the window: fewer cannot show a trend
     # weight decay must have had time to act: lr x wd x steps at least this (about three e-foldings
     # of decay alone). A run continued from a checkpoint can sit unchanged for hundreds of steps
@@ -37,7 +40,8 @@ class Criterion:
         return (f"the mean over the last quarter of its training differs from the mean over the quarter before "
                 f"(>= {self.min_evaluations} evaluations in both) by at most {self.accuracy_drift:g} in accuracy "
                 f"(test accuracy, or train accuracy without a test set) and {self.log_norm_drift:g} in log "
-                f"parameter norm, after lr x weight decay x steps >= {self.min_decay:g}")
+                f"parameter norm (and, in the efficiency runs, {self.log_logit_drift:g} in log correct logit), "
+                f"after lr x weight decay x steps >= {self.min_decay:g}")
 
 
 CRITERION = Criterion()
@@ -55,7 +59,8 @@ CRITERION = Criterion()
 # Claims and figures judge a run once, at its end, with CRITERION itself.
 STOP_MARGIN = 2.0
 STOP_CRITERION = replace(CRITERION, accuracy_drift=CRITERION.accuracy_drift / STOP_MARGIN,
-                         log_norm_drift=CRITERION.log_norm_drift / STOP_MARGIN)
+                         log_norm_drift=CRITERION.log_norm_drift / STOP_MARGIN,
+                         log_logit_drift=CRITERION.log_logit_drift / STOP_MARGIN)
 
 
 def _half_drift(values: np.ndarray) -> float:
@@ -64,9 +69,10 @@ def _half_drift(values: np.ndarray) -> float:
 
 
 def converged(eval_step: np.ndarray, accuracy: np.ndarray, param_norm: np.ndarray, decay_per_step: float,
-              criterion: Criterion = CRITERION) -> bool:
+              criterion: Criterion = CRITERION, logit: np.ndarray | None = None) -> bool:
     """Whether one run's curves have settled (see the module docstring); ``decay_per_step`` is its
-    lr x weight decay."""
+    lr x weight decay. With ``logit`` (its correct logit), that must have settled too; a logit not
+    yet above zero has not."""
     eval_step = np.asarray(eval_step)
     if len(eval_step) == 0 or 0 < decay_per_step * eval_step[-1] < criterion.min_decay:
         return False  # (without weight decay there is no such time to wait for)
@@ -74,6 +80,10 @@ def converged(eval_step: np.ndarray, accuracy: np.ndarray, param_norm: np.ndarra
     acc, norm = np.asarray(accuracy)[inside], np.asarray(param_norm)[inside]
     if inside.sum() < criterion.min_evaluations or not (np.all(np.isfinite(acc)) and np.all(norm > 0)):
         return False
+    if logit is not None:
+        logit = np.asarray(logit)[inside]
+        if not (np.all(logit > 0) and _half_drift(np.log(logit)) <= criterion.log_logit_drift):
+            return False
     return _half_drift(acc) <= criterion.accuracy_drift and _half_drift(np.log(norm)) <= criterion.log_norm_drift
 
 
@@ -84,5 +94,8 @@ def accuracy_curve(curves: dict[str, np.ndarray]) -> np.ndarray:
 
 
 def run_converged(eval_step: np.ndarray, curves: dict[str, np.ndarray], decay_per_step: float,
-                  criterion: Criterion = CRITERION) -> bool:
-    return converged(eval_step, accuracy_curve(curves), curves.get("param_norm", np.array([])), decay_per_step, criterion)
+                  criterion: Criterion = CRITERION, settle_logit: bool = False) -> bool:
+    """:func:`converged` on a run's stored curves; ``settle_logit``: its ``train_logit`` must have settled too."""
+    logit = curves.get("train_logit", np.array([])) if settle_logit else None
+    return converged(eval_step, accuracy_curve(curves), curves.get("param_norm", np.array([])), decay_per_step,
+                     criterion, logit)

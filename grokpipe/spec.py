@@ -147,6 +147,11 @@ class ShardSpec:
     # numbers (the runs still training compute exactly what they would have:
     # grokpipe.train.ShardData.passes_for), so it is not part of the identity
     stop_when_converged: bool = False
+    # a run's convergence also needs its correct logit (the ``train_logit`` curve) settled: the runs
+    # that measure circuit efficiency (a logit and the norm it costs) are judged by what they measure.
+    # Part of the identity, unlike stop_when_converged: turned on for a finished shard, the runs it had
+    # stopped would have to train on, and a shard cannot restart a run it stopped
+    settle_logit: bool = False
 
     def validate(self) -> "ShardSpec":
         """Check every value; raise a one-line GrokpipeError naming the first bad one."""
@@ -186,6 +191,8 @@ class ShardSpec:
         d = asdict(self)
         for where_it_ends in ("steps", "checkpoint_every", "stop_when_converged"):
             d.pop(where_it_ends)
+        if not self.settle_logit:
+            d.pop("settle_logit")  # the identities of shards without it stay what they were before it existed
         d["numerics"] = NUMERICS_VERSION
         return d
 
@@ -206,12 +213,12 @@ class ShardSpec:
                 runs=tuple(RunSpec(**r) for r in d["runs"]), steps=d["steps"],
                 betas=tuple(d["betas"]), schedule=EvalSchedule(**d["schedule"]),
                 checkpoint_every=d["checkpoint_every"], circuits=d["circuits"], init_identity=d["init_identity"],
-                stop_when_converged=d.get("stop_when_converged", False),
+                stop_when_converged=d.get("stop_when_converged", False), settle_logit=d.get("settle_logit", False),
             )
         except (ValueError, KeyError, TypeError, AttributeError) as e:
             raise GrokpipeError(f"{where} is not a grokpipe shard spec ({type(e).__name__}: {str(e)[:80]})") from None
         if not (isinstance(spec.init_identity, str) and isinstance(spec.circuits, bool)
-                and isinstance(spec.stop_when_converged, bool)):
+                and isinstance(spec.stop_when_converged, bool) and isinstance(spec.settle_logit, bool)):
             raise GrokpipeError(f"{where} is not a grokpipe shard spec (a flag or init_identity of the wrong type)")
         return spec.validate()
 

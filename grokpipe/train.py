@@ -408,7 +408,8 @@ class TrainState:
     def _stops(self, member: int, run_curves: tuple[np.ndarray, dict]) -> bool:
         """Whether a run stops here: it passed the stopping criterion, on its own curves alone."""
         run = self.spec.runs[member]
-        return self.spec.stop_when_converged and run_converged(*run_curves, run.lr * run.weight_decay, STOP_CRITERION)
+        return self.spec.stop_when_converged and run_converged(*run_curves, run.lr * run.weight_decay, STOP_CRITERION,
+                                                               self.spec.settle_logit)
 
     def _still_training(self, members: tuple[int, ...]) -> tuple[int, ...]:
         """``members`` less the runs that train no more: those not evaluated at the last evaluation
@@ -546,7 +547,7 @@ def _train_shard(spec: ShardSpec, out: Path, checkpoint: Path, init_from: Path |
     attrs = {"identity": spec.identity, "spec": spec.to_json(), "task": spec.task, "p": spec.p,
              "experiment": experiment, **collect_provenance(dev.type, threads, flushed, backend, deterministic)}
     run_attrs = [(r.run_id, {"task": spec.task, "p": spec.p, **dataclasses.asdict(r),
-                             "init": "checkpoint" if spec.init_identity else "random",
+                             "init": "checkpoint" if spec.init_identity else "random", "settle_logit": spec.settle_logit,
                              **{f"model_{k}": v for k, v in spec.model.as_dict().items()}}) for r in spec.runs]
     writer = ShardWriter(out, attrs, run_attrs, state.metrics, state.history_arrays(), spec.steps)
     progress = Progress(spec.steps, state.step, experiment or out.stem, show_progress)

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from grokpipe.analysis import converged as converged_run
 from grokpipe.analysis import (
     crossing_point,
     efficiency,
@@ -78,6 +79,24 @@ def test_convergence_needs_settled_accuracy_and_norm_but_forgives_jitter():
     assert not converged(steps, flat, shrinking, decay)
     assert not converged(steps[:10], flat[:10], norm[:10], decay)  # too few evaluations in the window
     assert not converged(steps, flat, norm, 1e-4)  # flat, but weight decay has barely begun to act
+
+
+def test_an_efficiency_run_has_converged_only_once_its_logit_has_settled_too():
+    """Its accuracy is flat from the start (C_gen runs start grokked, C_mem runs fit their random
+    labels at once): what it measures is a logit and the norm that logit costs."""
+    steps = np.arange(EVALS) * 100
+    accuracy, norm, decay = np.ones(EVALS), np.full(EVALS, 30.0), 1e-3
+    rising = np.geomspace(20, 40, EVALS)  # log logit: last quarter's mean 0.35 above the quarter before's
+    settled = 40 - 0.5 * np.geomspace(1, 1e-3, EVALS)
+    assert converged(steps, accuracy, norm, decay)  # without its logit it would count
+    assert not converged(steps, accuracy, norm, decay, logit=rising)
+    assert converged(steps, accuracy, norm, decay, logit=settled)
+    assert not converged(steps, accuracy, norm, decay, logit=settled - 40)  # below zero: not a correct logit yet
+    run = _run(300, 1.0, 0, accuracy)
+    run.curves["train_logit"] = rising
+    assert converged_run(run)  # the run's own record decides: it measures no efficiency
+    run.hparams["settle_logit"] = True
+    assert not converged_run(run)
     assert "the quarter before" in CRITERION.describe()
 
 

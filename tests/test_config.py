@@ -16,7 +16,7 @@ from grokpipe.config import (
     plan_cost,
     validate_config,
 )
-from grokpipe.spec import NUMERICS_VERSION
+from grokpipe.spec import NUMERICS_VERSION, ShardSpec
 from grokpipe.tasks import TASKS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -110,6 +110,23 @@ def test_shard_names_change_only_with_what_changes_the_numbers():
     other_lr = copy.deepcopy(config)
     other_lr["scales"]["quick"]["experiments"]["grok"]["lr"] = 5e-3  # another lr: another shard
     assert set(n for _, n in load_plan(other_lr).jobs) != names
+
+
+def test_settling_the_logit_renames_only_the_shards_it_is_turned_on_for():
+    """A shard that stopped its runs by the criterion without the logit cannot restart them, so
+    turning settle_logit on makes new shards; every other shard keeps its name (and its results)."""
+    config = _config()
+    jobs = load_plan(config).jobs
+    settling = {key for key, job in jobs.items() if job.spec.settle_logit}
+    assert {experiment for experiment, _ in settling} == {"efficiency_mem", "efficiency_gen"}
+    for experiment, grids in config["scales"]["quick"]["experiments"].items():
+        for grid in grids if isinstance(grids, list) else [grids]:
+            grid["settle_logit"] = False
+    without = load_plan(config).jobs
+    assert {key for key in without if key not in jobs} and all(
+        key in without for key in jobs if key not in settling)
+    spec = next(job.spec for key, job in jobs.items() if key in settling)
+    assert ShardSpec.from_json(spec.to_json()) == spec
 
 
 def test_the_numerics_version_is_part_of_every_shards_name(monkeypatch):
