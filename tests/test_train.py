@@ -224,6 +224,29 @@ def test_a_run_alone_in_its_shard_stops_where_it_first_passes_the_stopping_crite
     assert not run_converged(*before, 1e-2, STOP_CRITERION) and run_converged(*before, 1e-2, CRITERION)
 
 
+def test_a_run_that_must_settle_its_logit_stops_where_it_first_passes_with_it(tmp_path):
+    """settle_logit reaches the trainer's stopping rule and the run's record, and the run's numbers
+    are those of the run without it, only longer."""
+    from grokpipe.analysis import converged
+    from grokpipe.convergence import STOP_CRITERION, run_converged
+
+    plain = ShardSpec("add", 11, ModelConfig(11, 16, 2, 8, 32), (RunSpec(121, 1.0, 0, 1e-2, random_labels=True),), 3000,
+                      schedule=EvalSchedule(every=20, per_decade=0), stop_when_converged=True)
+    settling = dataclasses.replace(plain, settle_logit=True)
+    assert settling.identity != plain.identity
+    for name, spec in (("plain", plain), ("settling", settling)):
+        train_shard(spec, tmp_path / f"{name}.h5", tmp_path / f"{name}.pt", threads=1, show_progress=False)
+    (short,), (run,) = read_shard(tmp_path / "plain.h5").runs, read_shard(tmp_path / "settling.h5").runs
+    assert run.hparams["settle_logit"] is True and short.hparams["settle_logit"] is False
+    n = len(short.eval_step)
+    assert len(run.eval_step) > n and np.array_equal(run.curves["train_logit"][:n], short.curves["train_logit"])
+    before = run.eval_step[:-1], {k: v[:-1] for k, v in run.curves.items()}
+    assert run.eval_step[-1] < 3000  # stopped by the rule, not the cap (step 540 on the AMD EPYC): where it first passed it
+    assert run_converged(run.eval_step, run.curves, 1e-2, STOP_CRITERION, settle_logit=True)
+    assert not run_converged(*before, 1e-2, STOP_CRITERION, settle_logit=True)
+    assert converged(short) and not converged(dataclasses.replace(short, hparams={**short.hparams, "settle_logit": True}))
+
+
 def _stopping_spec(steps):
     """Runs that converge at different times: the D = 121 run at lr x wd = 1e-2 long before the others."""
     runs = (RunSpec(121, 1.0, 0, 1e-2), RunSpec(60, 0.3, 1, 3e-3), RunSpec(90, 0.1, 2, 3e-3))
