@@ -81,7 +81,10 @@ def converged(eval_step: np.ndarray, accuracy: np.ndarray, param_norm: np.ndarra
     if inside.sum() < criterion.min_evaluations or not (np.all(np.isfinite(acc)) and np.all(norm > 0)):
         return False
     if logit is not None:
-        logit = np.asarray(logit)[inside]
+        logit = np.asarray(logit)
+        if len(logit) != len(eval_step):  # a record without the curve cannot show it settled
+            return False
+        logit = logit[inside]
         if not (np.all(logit > 0) and _half_drift(np.log(logit)) <= criterion.log_logit_drift):
             return False
     return _half_drift(acc) <= criterion.accuracy_drift and _half_drift(np.log(norm)) <= criterion.log_norm_drift

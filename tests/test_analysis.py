@@ -92,6 +92,7 @@ def test_an_efficiency_run_has_converged_only_once_its_logit_has_settled_too():
     assert not converged(steps, accuracy, norm, decay, logit=rising)
     assert converged(steps, accuracy, norm, decay, logit=settled)
     assert not converged(steps, accuracy, norm, decay, logit=settled - 40)  # below zero: not a correct logit yet
+    assert not converged(steps, accuracy, norm, decay, logit=np.array([]))  # no such curve recorded
     run = _run(300, 1.0, 0, accuracy)
     run.curves["train_logit"] = rising
     assert converged_run(run)  # the run's own record decides: it measures no efficiency
