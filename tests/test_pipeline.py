@@ -71,6 +71,8 @@ def test_the_whole_dag_produces_every_figure_and_claims_that_follow_from_the_met
     assert report["provenance"]["trainers"] and not report["provenance"]["mixed"]
     runs = read_metrics(tiny_run / "results" / "metrics.h5")
     assert all(r.provenance["numerics_version"] == NUMERICS_VERSION for r in runs)
+    # the efficiency runs' record says their logit must settle, and the claims above judged them by it
+    assert {r.hparams["experiment"] for r in runs if r.hparams["settle_logit"]} == {"efficiency_mem", "efficiency_gen"}
 
 
 def test_the_adaptive_stage_runs_where_the_first_stage_turned(tiny_run):
