@@ -1,4 +1,7 @@
-"""When a run has converged: its accuracy and log parameter norm have stopped drifting.
+"""When a run has converged: its accuracy and log parameter norm have stopped drifting, and, for a
+run that measures circuit efficiency (``ShardSpec.settle_logit``), its log correct logit too: such a
+run's accuracy is flat from its first steps, so accuracy and norm alone stopped it while the logit
+it measures still moved (docs/dcrit.md).
 
 One criterion, used by the trainer (a run stops once it passes the criterion with a margin, judged
 on its own curves; the shard ends when every run has stopped) and by claims and figures (which use
