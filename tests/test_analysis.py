@@ -79,6 +79,7 @@ def test_convergence_needs_settled_accuracy_and_norm_but_forgives_jitter():
     assert not converged(steps, flat, shrinking, decay)
     assert not converged(steps[:10], flat[:10], norm[:10], decay)  # too few evaluations in the window
     assert not converged(steps, flat, norm, 1e-4)  # flat, but weight decay has barely begun to act
+    assert "the quarter before" in CRITERION.describe()
 
 
 def test_an_efficiency_run_has_converged_only_once_its_logit_has_settled_too():
@@ -98,7 +99,6 @@ def test_an_efficiency_run_has_converged_only_once_its_logit_has_settled_too():
     assert converged_run(run)  # the run's own record decides: it measures no efficiency
     run.hparams["settle_logit"] = True
     assert not converged_run(run)
-    assert "the quarter before" in CRITERION.describe()
 
 
 def test_semigrokking_needs_a_late_rise_to_a_settled_middling_accuracy():
