@@ -70,6 +70,11 @@ def _half_drift(values: np.ndarray) -> float:
     return float(abs(np.mean(values[half:]) - np.mean(values[:half])))
 
 
+def _log_settled(values: np.ndarray, tolerance: float) -> bool:
+    """A positive curve whose log drifted by at most ``tolerance`` (the parameter norm; a correct logit)."""
+    return bool(np.all(values > 0)) and _half_drift(np.log(values)) <= tolerance
+
+
 def converged(eval_step: np.ndarray, accuracy: np.ndarray, param_norm: np.ndarray, decay_per_step: float,
               criterion: Criterion = CRITERION, logit: np.ndarray | None = None) -> bool:
     """Whether one run's curves have settled (see the module docstring); ``decay_per_step`` is its
@@ -80,16 +85,13 @@ def converged(eval_step: np.ndarray, accuracy: np.ndarray, param_norm: np.ndarra
         return False  # (without weight decay there is no such time to wait for)
     inside = eval_step >= (1 - criterion.window) * eval_step[-1]  # two quarters: compared by _half_drift
     acc, norm = np.asarray(accuracy)[inside], np.asarray(param_norm)[inside]
-    if inside.sum() < criterion.min_evaluations or not (np.all(np.isfinite(acc)) and np.all(norm > 0)):
+    if inside.sum() < criterion.min_evaluations or not np.all(np.isfinite(acc)):
         return False
     if logit is not None:
         logit = np.asarray(logit)
-        if len(logit) != len(eval_step):  # a record without the curve cannot show it settled
-            return False
-        logit = logit[inside]
-        if not (np.all(logit > 0) and _half_drift(np.log(logit)) <= criterion.log_norm_drift):
-            return False
-    return _half_drift(acc) <= criterion.accuracy_drift and _half_drift(np.log(norm)) <= criterion.log_norm_drift
+        if len(logit) != len(eval_step) or not _log_settled(logit[inside], criterion.log_norm_drift):
+            return False  # (a record without the curve cannot show it settled)
+    return _half_drift(acc) <= criterion.accuracy_drift and _log_settled(norm, criterion.log_norm_drift)
 
 
 def accuracy_curve(curves: dict[str, np.ndarray]) -> np.ndarray:
