@@ -157,8 +157,8 @@ def train_and_judge(args: argparse.Namespace) -> int:
         plot(read_shard(args.replot).runs, args.out_dir / "semigrok-long.png")
         return 0
     s = quick_settings(REPO / "config.yaml")
-    s["lr"] = args.lr or s["lr"]
-    s["weight_decay"] = args.weight_decay or s["weight_decay"]
+    for name in ("lr", "weight_decay"):  # given (0 too, for weight decay), or the config's
+        s[name] = s[name] if getattr(args, name) is None else getattr(args, name)
     sizes, seeds, first_cap, every = ((300, 600), (200, 201), 100, 20) if args.small else (args.sizes, args.seeds,
                                                                                            FIRST_CAP, 250)
     runs = tuple(RunSpec(d, s["weight_decay"], seed, s["lr"]) for d in sizes for seed in seeds)
